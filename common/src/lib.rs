@@ -1,0 +1,20 @@
+//! Shared definitions for vadflow's producer and worker: the wire format, the AMQP topology,
+//! failure classes, connection helpers, configuration pieces and telemetry.
+//!
+//! Everything that both binaries must agree on is defined here exactly once.
+
+pub mod amqp;
+pub mod config;
+pub mod failure;
+pub mod keys;
+pub mod redact;
+pub mod s3;
+pub mod session;
+pub mod shutdown;
+pub mod telemetry;
+pub mod topology;
+pub mod wire;
+
+pub use failure::{Failure, Reason, Retry};
+pub use topology::Topology;
+pub use wire::{Job, ResultEvent};

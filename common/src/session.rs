@@ -1,0 +1,146 @@
+//! A consuming session on the broker: connection, a consuming channel with a prefetch limit,
+//! a confirm-mode channel for publishing, the declared topology, and the consumer.
+//! Both long-running consumers (the worker and the result writer) open one per connection and
+//! open a new one, after a backoff, when the connection is lost.
+
+use crate::amqp::{self, ConnectError};
+use crate::topology::Topology;
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, Consumer};
+use std::time::Duration;
+
+/// An open session. Dropping it closes nothing gracefully; call [`Session::close`].
+#[derive(Debug)]
+pub struct Session {
+    pub conn: Connection,
+    pub consume: Channel,
+    pub publish: Channel,
+    pub consumer: Consumer,
+    pub tag: String,
+}
+
+/// Why a session could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("set up channels, topology and consumer on queue {queue}: {source}")]
+    Setup {
+        queue: String,
+        #[source]
+        source: lapin::Error,
+    },
+}
+
+impl Session {
+    /// Connects, declares the topology, sets `basic_qos(prefetch)` and then starts consuming
+    /// `queue` (qos before consume, so the broker never sends more than `prefetch` unacked).
+    pub async fn open(
+        url: &str,
+        name: &str,
+        topology: &Topology,
+        queue: &str,
+        prefetch: u16,
+    ) -> Result<Session, SessionError> {
+        let conn = amqp::connect(url, name).await?;
+        let setup = |source| SessionError::Setup {
+            queue: queue.to_owned(),
+            source,
+        };
+        let publish = amqp::confirm_channel(&conn).await.map_err(setup)?;
+        topology.declare(&publish).await.map_err(setup)?;
+        let consume = conn.create_channel().await.map_err(setup)?;
+        consume
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(setup)?;
+        let tag = format!("{name}-{}", uuid::Uuid::now_v7());
+        let consumer = consume
+            .basic_consume(
+                queue.into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(setup)?;
+        Ok(Session {
+            conn,
+            consume,
+            publish,
+            consumer,
+            tag,
+        })
+    }
+
+    /// Stops deliveries: the broker sends nothing more on this consumer.
+    pub async fn cancel(&self) {
+        if let Err(e) = self
+            .consume
+            .basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default())
+            .await
+        {
+            tracing::debug!(error = %e, "cancel consumer");
+        }
+    }
+
+    /// Closes the connection; unacked deliveries return to their queue.
+    pub async fn close(self) {
+        let _ = self.conn.close(200, "shutdown".into()).await;
+    }
+
+    /// Whether the connection is still usable.
+    pub fn is_connected(&self) -> bool {
+        self.conn.status().connected()
+    }
+}
+
+/// Exponential backoff with full jitter for reconnect loops: 0.5 s doubling up to 30 s.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    attempt: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Backoff {
+    pub fn new() -> Backoff {
+        Backoff { attempt: 0 }
+    }
+
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    /// The next delay: uniformly random in [cap/2, cap], cap = min(30 s, 0.5 s × 2^n).
+    pub fn next_delay(&mut self) -> Duration {
+        let cap_ms = (500u64 << self.attempt.min(6)).min(30_000);
+        self.attempt = self.attempt.saturating_add(1);
+        Duration::from_millis(cap_ms / 2 + fastrand::u64(0..=cap_ms / 2))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let mut b = Backoff::new();
+        let first = b.next_delay();
+        assert!(first >= Duration::from_millis(250) && first <= Duration::from_millis(500));
+        for _ in 0..20 {
+            assert!(b.next_delay() <= Duration::from_secs(30));
+        }
+        let late = b.next_delay();
+        assert!(late >= Duration::from_secs(15));
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(500));
+    }
+}

@@ -1,0 +1,101 @@
+//! Command-line interface of `producer`. Every flag has an environment fallback.
+
+use crate::db::DbArgs;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use vadflow_common::config::AmqpArgs;
+use vadflow_common::s3::S3Args;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "producer",
+    version,
+    about = "vadflow producer: feeds audio jobs from PostgreSQL to RabbitMQ"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade the database schema (idempotent).
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Add S3 objects to the table of audio files; existing references are left alone.
+    Register(RegisterArgs),
+    /// Publish jobs for files created in [--since, --until) that are not queued or done.
+    Enqueue(EnqueueArgs),
+    /// Run the result writer: the single consumer that writes result events to the database.
+    Collect(CollectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub s3: S3Args,
+
+    /// Objects or prefixes: s3://bucket/key registers one object; s3://bucket/prefix/ (or a
+    /// key that is not an object) registers every audio object under the prefix.
+    #[arg(required = true, value_name = "S3_URI")]
+    pub targets: Vec<String>,
+
+    /// Upload the audio files under this local directory to the (single) target prefix first,
+    /// keeping their relative paths, then register them.
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<PathBuf>,
+
+    /// Register every object under a prefix, not only known audio extensions.
+    #[arg(long)]
+    pub all_objects: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+
+    /// Start of the creation-time window (inclusive): now, today, yesterday, 36h, 7d,
+    /// 2026-11-20 or an RFC 3339 timestamp.
+    #[arg(long, value_name = "WHEN")]
+    pub since: String,
+
+    /// End of the window (exclusive); same forms as --since.
+    #[arg(long, value_name = "WHEN", default_value = "now")]
+    pub until: String,
+
+    /// Publish at most this many jobs.
+    #[arg(long)]
+    pub limit: Option<u32>,
+
+    /// Show what would be published, publish nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Time zone for today, yesterday and dates (IANA name).
+    #[arg(long, env = "VADFLOW_TZ", default_value = "UTC")]
+    pub tz: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+
+    /// Result events fetched ahead from the broker.
+    #[arg(long, env = "VADFLOW_COLLECT_PREFETCH", default_value_t = 256)]
+    pub prefetch: u16,
+
+    /// Exit once the results queue has been empty for this long (for batch runs and the demo);
+    /// by default the writer runs until it is stopped.
+    #[arg(long, value_parser = vadflow_common::config::parse_duration)]
+    pub exit_when_idle: Option<std::time::Duration>,
+}

@@ -1,0 +1,231 @@
+//! `producer collect`: the result writer, the one consumer of result events. It records each
+//! event once in `job_results` and moves the file's row to its new state, in one transaction,
+//! and acks the event only after that transaction committed.
+//!
+//! It is the seed design's single writer, distributed: workers never touch the database.
+
+use crate::cli::CollectArgs;
+use anyhow::Context;
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicRejectOptions};
+use sqlx::PgPool;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use vadflow_common::session::{Backoff, Session};
+use vadflow_common::wire::{Outcome, ResultEvent};
+
+pub async fn run(args: &CollectArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let topology = args.amqp.topology()?;
+    let pool = args.db.connect().await?;
+    let queue = topology.results_queue();
+    let mut backoff = Backoff::new();
+    loop {
+        let session = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            s = Session::open(&args.amqp.url, "vadflow-collect", &topology, &queue, args.prefetch) => s,
+        };
+        let mut session = match session {
+            Ok(s) => s,
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "result writer cannot reach the broker");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(delay) => continue,
+                }
+            }
+        };
+        backoff.reset();
+        tracing::info!(queue = %queue, "result writer consuming");
+        match consume(&mut session, &pool, args.exit_when_idle, &shutdown).await {
+            Ok(()) => {
+                session.cancel().await;
+                session.close().await;
+                tracing::info!("result writer stopped");
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "result writer lost its session; reconnecting"
+                );
+            }
+        }
+    }
+}
+
+/// Consumes until shutdown (Ok) or until the session breaks (Err).
+async fn consume(
+    session: &mut Session,
+    pool: &PgPool,
+    exit_when_idle: Option<Duration>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let idle = exit_when_idle.unwrap_or(Duration::MAX);
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            next = tokio::time::timeout(idle, session.consumer.next()) => next,
+        };
+        let delivery = match next {
+            Err(_) => {
+                tracing::info!(
+                    idle_ms = idle.as_millis() as u64,
+                    "results queue idle; exiting"
+                );
+                return Ok(());
+            }
+            Ok(None) => anyhow::bail!("the broker cancelled the consumer"),
+            Ok(Some(Err(e))) => return Err(e).context("receive result event"),
+            Ok(Some(Ok(d))) => d,
+        };
+        handle(delivery, pool, shutdown).await?;
+    }
+}
+
+async fn handle(
+    delivery: Delivery,
+    pool: &PgPool,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let event = match ResultEvent::decode(&delivery.data) {
+        Ok(ev) => ev,
+        Err(e) => {
+            tracing::error!(error = %e, "malformed result event; dead-lettering it");
+            delivery
+                .reject(BasicRejectOptions { requeue: false })
+                .await
+                .context("reject malformed result event")?;
+            return Ok(());
+        }
+    };
+    // The database may be away: keep the event unacked and retry, without losing it.
+    let mut backoff = Backoff::new();
+    loop {
+        match apply(pool, &event).await {
+            Ok(changed) => {
+                tracing::debug!(job_id = %event.job_id, outcome = event.outcome.as_str(), changed, "result recorded");
+                break;
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(job_id = %event.job_id, error = format!("{e:#}"), retry_in_ms = delay.as_millis() as u64, "cannot record result; retrying");
+                tokio::select! {
+                    // Leaving it unacked: the broker redelivers it to the next writer.
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    if !delivery
+        .ack(BasicAckOptions::default())
+        .await
+        .context("ack result event")?
+    {
+        tracing::warn!(job_id = %event.job_id, "ack not delivered (channel closed); the event will be redelivered and ignored");
+    }
+    Ok(())
+}
+
+/// Records `event` once and updates the file's row. Returns whether anything changed.
+pub async fn apply(pool: &PgPool, event: &ResultEvent) -> anyhow::Result<bool> {
+    let mut tx = pool.begin().await.context("begin transaction")?;
+    let file_id: Option<i64> = match event.file_id {
+        Some(id) => {
+            sqlx::query_scalar("SELECT id FROM audio_files WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+        }
+        None => {
+            sqlx::query_scalar("SELECT id FROM audio_files WHERE bucket = $1 AND key = $2")
+                .bind(&event.bucket)
+                .bind(&event.key)
+                .fetch_optional(&mut *tx)
+                .await?
+        }
+    };
+    let finished =
+        chrono::DateTime::from_timestamp_millis(event.finished_at_ms).unwrap_or_default();
+    let inserted = sqlx::query(
+        "INSERT INTO job_results (job_id, attempt, outcome, file_id, bucket, key, worker_id,
+                                  reason, error, result_bucket, result_prefix, speech_seconds,
+                                  segment_count, finished_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         ON CONFLICT (job_id, attempt, outcome) DO NOTHING",
+    )
+    .bind(&event.job_id)
+    .bind(i32::try_from(event.attempt).unwrap_or(i32::MAX))
+    .bind(event.outcome.as_str())
+    .bind(file_id)
+    .bind(&event.bucket)
+    .bind(&event.key)
+    .bind(&event.worker_id)
+    .bind(event.reason.map(|r| r.as_str()))
+    .bind(&event.error)
+    .bind(&event.results_bucket)
+    .bind(&event.results_prefix)
+    .bind(event.speech_s)
+    .bind(event.segments.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
+    .bind(finished)
+    .execute(&mut *tx)
+    .await
+    .context("record result event")?
+    .rows_affected()
+        == 1;
+    let Some(file_id) = file_id.filter(|_| inserted) else {
+        tx.commit().await?;
+        return Ok(false);
+    };
+    const ATTEMPTS: &str =
+        "attempts = (SELECT count(DISTINCT (job_id, attempt)) FROM job_results WHERE file_id = $1)";
+    let segments = event.segments.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
+    let reason = event.reason.map(|r| r.as_str());
+    let query = match event.outcome {
+        Outcome::Done => sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE audio_files SET status = 'done', {ATTEMPTS},
+                 last_error = NULL, last_reason = NULL,
+                 result_bucket = $2, result_prefix = $3, speech_seconds = $4,
+                 segment_count = $5, duration_seconds = $6, finished_at = $7, updated_at = now()
+             WHERE id = $1 AND status <> 'done'"
+        )))
+        .bind(file_id)
+        .bind(&event.results_bucket)
+        .bind(&event.results_prefix)
+        .bind(event.speech_s)
+        .bind(segments)
+        .bind(event.duration_s)
+        .bind(finished),
+        Outcome::Failed => sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE audio_files SET status = 'failed', {ATTEMPTS},
+                 last_error = $2, last_reason = $3, finished_at = $4, updated_at = now()
+             WHERE id = $1 AND status <> 'done'"
+        )))
+        .bind(file_id)
+        .bind(&event.error)
+        .bind(reason)
+        .bind(finished),
+        // A stale 'retrying' never overrides a final state of the same job.
+        Outcome::Retrying => sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE audio_files SET status = 'retrying', {ATTEMPTS},
+                 last_error = $2, last_reason = $3, updated_at = now()
+             WHERE id = $1 AND status <> 'done'
+               AND NOT EXISTS (SELECT 1 FROM job_results r WHERE r.job_id = $4
+                               AND r.outcome IN ('done', 'failed'))"
+        )))
+        .bind(file_id)
+        .bind(&event.error)
+        .bind(reason)
+        .bind(&event.job_id),
+    };
+    let changed = query
+        .execute(&mut *tx)
+        .await
+        .context("update file state")?
+        .rows_affected()
+        > 0;
+    tx.commit().await.context("commit result")?;
+    Ok(changed)
+}

@@ -1,0 +1,42 @@
+//! The producer: database access, registration, enqueueing and the result writer.
+
+pub mod cli;
+pub mod collect;
+pub mod db;
+pub mod enqueue;
+pub mod register;
+pub mod when;
+
+use cli::{Cli, Command};
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+/// Runs one producer command until it finishes or `shutdown` is cancelled.
+pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Migrate { db } => {
+            let pool = db.connect().await?;
+            db.migrate(&pool).await?;
+            tracing::info!(schema = %db.db_schema, "schema is up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Register(args) => {
+            let report = register::run(&args, &shutdown).await?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Enqueue(args) => {
+            let report = enqueue::run(&args, &shutdown).await?;
+            println!("{report}");
+            Ok(if report.failed > 0 {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Collect(args) => {
+            collect::run(&args, shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

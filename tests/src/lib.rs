@@ -1,0 +1,434 @@
+//! Test harness for vadflow's integration tests, against the real RabbitMQ, PostgreSQL and S3
+//! server of the local stack (`deploy/local/up.sh`).
+//!
+//! Every test gets its own queue prefix, database schema and key prefix ([`TestCtx`]), so tests
+//! run in parallel without seeing each other's data. Waiting is done on events (PostgreSQL
+//! notifications, broker deliveries), each bounded by a deadline so a broken build fails instead
+//! of hanging.
+
+pub mod audio;
+
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use vadflow_common::Topology;
+use vadflow_common::config::AmqpArgs;
+use vadflow_common::s3::S3Args;
+use vadflow_producer::db::DbArgs;
+use vadflow_worker::audio::pipeline::Params;
+use vadflow_worker::audio::render::Outputs;
+
+/// Default deadline for anything a test waits for.
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+/// The shared S3 bucket for tests; each test writes under its own prefix.
+pub const BUCKET: &str = "vadflow-test";
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// Connection settings of the stack, from the environment with the local stack's defaults.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub amqp_url: String,
+    pub database_url: String,
+    pub s3: S3Args,
+}
+
+impl Stack {
+    pub fn from_env() -> Stack {
+        // The AWS SDK must never look for cloud metadata: tests talk to loopback only.
+        require_metadata_disabled();
+        Stack {
+            amqp_url: env_or("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+            database_url: env_or(
+                "DATABASE_URL",
+                "postgres://vadflow:vadflow@127.0.0.1:5432/vadflow",
+            ),
+            s3: S3Args::local(
+                &env_or("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+                &env_or("AWS_ACCESS_KEY_ID", "vadflow-dev"),
+                &env_or("AWS_SECRET_ACCESS_KEY", "vadflow-dev-secret"),
+            ),
+        }
+    }
+}
+
+fn require_metadata_disabled() {
+    assert_eq!(
+        std::env::var("AWS_EC2_METADATA_DISABLED").as_deref(),
+        Ok("true"),
+        "run the tests with AWS_EC2_METADATA_DISABLED=true (tests/run.sh sets it)"
+    );
+}
+
+/// A row of `audio_files`.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct FileRow {
+    pub id: i64,
+    pub bucket: String,
+    pub key: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub last_reason: Option<String>,
+    pub result_bucket: Option<String>,
+    pub result_prefix: Option<String>,
+    pub speech_seconds: Option<f64>,
+    pub segment_count: Option<i32>,
+    pub duration_seconds: Option<f64>,
+}
+
+/// A running in-process service (worker or result writer).
+#[derive(Debug)]
+pub struct Running {
+    pub token: CancellationToken,
+    pub handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops it and waits for a clean exit.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.token.cancel();
+        tokio::time::timeout(DEADLINE, self.handle)
+            .await
+            .map_err(|_| anyhow::anyhow!("did not stop within the deadline"))??
+    }
+}
+
+/// One test's private world.
+#[derive(Debug)]
+pub struct TestCtx {
+    pub id: String,
+    pub stack: Stack,
+    pub topology: Topology,
+    pub amqp: AmqpArgs,
+    pub db: DbArgs,
+    pub pool: PgPool,
+    pub s3: aws_sdk_s3::Client,
+    /// Key prefix of this test's source objects, ending in `/`.
+    pub prefix: String,
+    /// Results prefix of this test, ending in `/`.
+    pub results_prefix: String,
+}
+
+impl TestCtx {
+    /// Creates the test's schema (migrated), topology and S3 bucket.
+    pub async fn new(name: &str) -> TestCtx {
+        let stack = Stack::from_env();
+        let short = uuid::Uuid::now_v7().simple().to_string();
+        let id = format!("{name}-{}", &short[short.len() - 10..]);
+        let amqp = AmqpArgs {
+            url: stack.amqp_url.clone(),
+            queue_prefix: format!("t-{id}"),
+            retry_base: Duration::from_millis(200),
+        };
+        let topology = amqp.topology().expect("valid test topology");
+        let db = DbArgs {
+            url: stack.database_url.clone(),
+            db_schema: format!("t_{}", id.replace('-', "_")),
+            db_max_connections: 4,
+        };
+        let pool = db
+            .connect()
+            .await
+            .expect("connect to PostgreSQL (is deploy/local/up.sh run?)");
+        db.migrate(&pool).await.expect("migrate");
+        let s3 = stack.s3.client().await.expect("S3 client");
+        match s3.create_bucket().bucket(BUCKET).send().await {
+            Ok(_) => {}
+            Err(e) => {
+                let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&e).unwrap_or("");
+                assert!(
+                    code == "BucketAlreadyOwnedByYou" || code == "BucketAlreadyExists",
+                    "create bucket {BUCKET}: {}",
+                    vadflow_common::s3::chain(&e)
+                );
+            }
+        }
+        TestCtx {
+            prefix: format!("{id}/audio/"),
+            results_prefix: format!("{id}/results/"),
+            id,
+            stack,
+            topology,
+            amqp,
+            db,
+            pool,
+            s3,
+        }
+    }
+
+    /// Uploads an object to the test bucket.
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) {
+        self.s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(bytes.into())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {}", vadflow_common::s3::chain(&e)));
+    }
+
+    /// Reads an object, or `None` if it does not exist.
+    pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let out = self
+            .s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        Some(
+            out.body
+                .collect()
+                .await
+                .expect("read body")
+                .into_bytes()
+                .to_vec(),
+        )
+    }
+
+    /// Inserts a file reference directly, with a chosen creation time.
+    pub async fn insert_file(&self, key: &str, created_at: chrono::DateTime<chrono::Utc>) -> i64 {
+        sqlx::query_scalar(
+            "INSERT INTO audio_files (bucket, key, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(BUCKET)
+        .bind(key)
+        .bind(created_at)
+        .fetch_one(&self.pool)
+        .await
+        .expect("insert file")
+    }
+
+    pub async fn files(&self) -> Vec<FileRow> {
+        sqlx::query_as(
+            "SELECT id, bucket, key, status, attempts, last_error, last_reason, result_bucket,
+                    result_prefix, speech_seconds, segment_count, duration_seconds
+             FROM audio_files ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .expect("select files")
+    }
+
+    /// Waits, on status-change notifications, until `done(rows)` holds; returns the rows.
+    pub async fn wait_files(&self, what: &str, done: impl Fn(&[FileRow]) -> bool) -> Vec<FileRow> {
+        let mut listener = PgListener::connect_with(&self.pool).await.expect("listen");
+        listener.listen("vadflow_files").await.expect("listen");
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let rows = self.files().await;
+            if done(&rows) {
+                return rows;
+            }
+            match tokio::time::timeout_at(deadline, listener.recv()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => panic!("notification stream failed: {e}"),
+                Err(_) => panic!("timed out waiting for {what}; rows: {rows:#?}"),
+            }
+        }
+    }
+
+    /// Runs `producer enqueue` in-process.
+    pub async fn enqueue(
+        &self,
+        since: &str,
+        until: &str,
+        limit: Option<u32>,
+        dry_run: bool,
+    ) -> vadflow_producer::enqueue::EnqueueReport {
+        let args = vadflow_producer::cli::EnqueueArgs {
+            db: self.db.clone(),
+            amqp: self.amqp.clone(),
+            since: since.into(),
+            until: until.into(),
+            limit,
+            dry_run,
+            tz: "UTC".into(),
+        };
+        vadflow_producer::enqueue::run(&args, &CancellationToken::new())
+            .await
+            .expect("enqueue")
+    }
+
+    /// Worker settings for this test; adjust them before [`TestCtx::spawn_worker`].
+    pub fn worker_setup(&self) -> WorkerSetup {
+        WorkerSetup {
+            params: Params::default(),
+            outputs: Outputs::default(),
+            concurrency: 2,
+            max_attempts: 3,
+            shutdown_timeout: Duration::from_secs(20),
+            fetch_idle_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Starts a worker in this process.
+    pub async fn spawn_worker(&self, setup: WorkerSetup) -> Running {
+        let s3 = self.stack.s3.client().await.expect("S3 client");
+        let jobs = Arc::new(vadflow_worker::job::JobContext {
+            s3,
+            results_bucket: BUCKET.into(),
+            results_prefix: self.results_prefix.clone(),
+            params: setup.params,
+            outputs: setup.outputs,
+            fetch_idle_timeout: setup.fetch_idle_timeout,
+            bytes_in: Default::default(),
+            bytes_out: Default::default(),
+        });
+        let config = vadflow_worker::consumer::ConsumerConfig {
+            amqp_url: self.stack.amqp_url.clone(),
+            topology: self.topology.clone(),
+            worker_id: format!("test-worker-{}", self.id),
+            concurrency: setup.concurrency,
+            prefetch: u16::try_from(setup.concurrency * 2).unwrap_or(8),
+            max_attempts: setup.max_attempts,
+            shutdown_timeout: setup.shutdown_timeout,
+        };
+        let token = CancellationToken::new();
+        let handle = tokio::spawn(vadflow_worker::consumer::run(
+            config,
+            jobs,
+            vadflow_worker::consumer::Readiness::default(),
+            token.clone(),
+        ));
+        Running { token, handle }
+    }
+
+    /// Starts the result writer in this process.
+    pub fn spawn_collector(&self) -> Running {
+        let args = vadflow_producer::cli::CollectArgs {
+            db: self.db.clone(),
+            amqp: self.amqp.clone(),
+            prefetch: 64,
+            exit_when_idle: None,
+        };
+        let token = CancellationToken::new();
+        let t = token.clone();
+        let handle = tokio::spawn(async move { vadflow_producer::collect::run(&args, t).await });
+        Running { token, handle }
+    }
+
+    /// A channel on a fresh connection, with the topology declared.
+    pub async fn channel(&self) -> (lapin::Connection, lapin::Channel) {
+        let conn =
+            vadflow_common::amqp::connect(&self.stack.amqp_url, &format!("test {}", self.id))
+                .await
+                .expect("connect to RabbitMQ");
+        let ch = vadflow_common::amqp::confirm_channel(&conn)
+            .await
+            .expect("channel");
+        self.topology.declare(&ch).await.expect("declare topology");
+        (conn, ch)
+    }
+
+    /// Messages ready in `queue` (passive declare).
+    pub async fn queue_depth(&self, queue: &str) -> u32 {
+        let (conn, ch) = self.channel().await;
+        let q = ch
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("passive declare");
+        let _ = conn.close(200, "done".into()).await;
+        q.message_count()
+    }
+
+    /// Consumes `n` messages from `queue` (they are left unacked and return to the queue when
+    /// the returned connection closes). Fails after the deadline.
+    pub async fn take(&self, queue: &str, n: usize) -> (lapin::Connection, Vec<Delivery>) {
+        let (conn, ch) = self.channel().await;
+        let mut consumer = ch
+            .basic_consume(
+                queue.into(),
+                "test-reader".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while out.len() < n {
+            match tokio::time::timeout_at(deadline, consumer.next()).await {
+                Ok(Some(Ok(d))) => out.push(d),
+                Ok(other) => panic!("consumer of {queue} ended: {other:?}"),
+                Err(_) => panic!(
+                    "timed out waiting for {n} messages on {queue}; got {}",
+                    out.len()
+                ),
+            }
+        }
+        (conn, out)
+    }
+
+    /// Deletes the test's queues, exchanges and schema. Objects stay under the test's prefix.
+    pub async fn cleanup(self) {
+        let (conn, ch) = self.channel().await;
+        for q in self.topology.all_queues() {
+            let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
+        }
+        for ex in [
+            self.topology.work_exchange(),
+            self.topology.dead_exchange(),
+            self.topology.retry_exchange(),
+            self.topology.results_exchange(),
+        ] {
+            let _ = ch
+                .exchange_delete(ex.as_str().into(), Default::default())
+                .await;
+        }
+        let _ = conn.close(200, "cleanup".into()).await;
+        let drop = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.db.db_schema);
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+            .execute(&self.pool)
+            .await;
+    }
+}
+
+/// Tunable worker settings for tests.
+#[derive(Debug, Clone)]
+pub struct WorkerSetup {
+    pub params: Params,
+    pub outputs: Outputs,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub shutdown_timeout: Duration,
+    pub fetch_idle_timeout: Duration,
+}
+
+/// Speech intervals of a `segments.json` document.
+pub fn segments_of(doc: &serde_json::Value) -> Vec<(f64, f64)> {
+    doc["segments"]
+        .as_array()
+        .expect("segments array")
+        .iter()
+        .map(|s| {
+            (
+                s["start"].as_f64().expect("start"),
+                s["end"].as_f64().expect("end"),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,431 @@
+//! **decode**: any supported container and codec to mono `f32` at the source rate, streaming.
+//!
+//! symphonia reads WAV (PCM 8/16/24/32-bit and float), FLAC, MP3, Ogg Vorbis and the Ogg
+//! container of Opus; libopus (through the `opus` crate) decodes Opus. Encoder delay and padding
+//! are trimmed (gapless), so the same audio keeps the same timing in every format. Channels are
+//! averaged into mono.
+
+use super::{Limits, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
+use symphonia::core::codecs::CodecParameters;
+use symphonia::core::codecs::audio::well_known::CODEC_ID_OPUS;
+use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
+use symphonia::core::errors::Error as SymErr;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::packet::Packet;
+use vadflow_common::{Failure, Reason};
+
+/// Undecodable packets tolerated (and skipped) before the file is declared invalid.
+const MAX_BAD_PACKETS: u32 = 10;
+/// Longest Opus packet: 120 ms at 48 kHz.
+const OPUS_MAX_FRAME_48K: usize = 5760;
+
+/// A streaming decoder producing mono samples.
+pub struct Decoder {
+    format: Box<dyn FormatReader>,
+    track_id: u32,
+    codec: Codec,
+    sample_rate: u32,
+    channels: usize,
+    /// Frames the container declares, when it does (used to detect truncation).
+    declared_frames: Option<u64>,
+    max_frames: u64,
+    frames_out: u64,
+    bad_packets: u32,
+    interleaved: Vec<f32>,
+    codec_name: &'static str,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("codec", &self.codec_name)
+            .field("sample_rate", &self.sample_rate)
+            .field("channels", &self.channels)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Codec {
+    Symphonia(Box<dyn AudioDecoder>),
+    Opus(OpusState),
+}
+
+struct OpusState {
+    decoder: opus::Decoder,
+    /// Samples still to drop at the start (pre-skip), at the decode rate.
+    skip: usize,
+    buf: Vec<f32>,
+}
+
+fn invalid(msg: impl Into<String>) -> Failure {
+    Failure::new(Reason::InvalidAudio, msg)
+}
+
+fn from_symphonia(e: SymErr) -> Failure {
+    match e {
+        SymErr::Unsupported(what) => {
+            Failure::new(Reason::UnsupportedCodec, format!("unsupported: {what}"))
+        }
+        SymErr::LimitError(what) => Failure::new(Reason::LimitExceeded, format!("limit: {what}")),
+        SymErr::IoError(io) => invalid(format!("cannot read audio: {io}")),
+        other => invalid(format!("not decodable audio: {other}")),
+    }
+}
+
+impl Decoder {
+    /// Probes the container and opens the first audio track.
+    ///
+    /// `extension` is a hint (from the key or file name). `preferred_rate` is the rate the
+    /// caller will resample to; codecs that can decode directly at that rate (Opus) do so.
+    pub fn open(
+        source: Box<dyn MediaSource>,
+        extension: Option<&str>,
+        limits: &Limits,
+        preferred_rate: u32,
+    ) -> Result<Decoder, Failure> {
+        let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
+        let mut hint = Hint::new();
+        if let Some(ext) = extension {
+            hint.with_extension(ext);
+        }
+        let format = symphonia::default::get_probe()
+            .probe(
+                &hint,
+                mss,
+                FormatOptions::default(),
+                MetadataOptions::default(),
+            )
+            .map_err(|e| match e {
+                SymErr::Unsupported(_) => {
+                    invalid("not a recognised audio format (no known container signature)")
+                }
+                other => from_symphonia(other),
+            })?;
+        let track = format
+            .default_track(TrackType::Audio)
+            .or_else(|| format.first_track(TrackType::Audio))
+            .ok_or_else(|| invalid("the file has no audio track"))?;
+        let track_id = track.id;
+        let declared_frames = track.num_frames;
+        let params = match &track.codec_params {
+            Some(CodecParameters::Audio(p)) => p.clone(),
+            _ => return Err(invalid("the audio track has no codec parameters")),
+        };
+
+        let channels = params.channels.as_ref().map(|c| c.count());
+        if let Some(n) = channels
+            && n > limits.max_channels
+        {
+            return Err(Failure::new(
+                Reason::LimitExceeded,
+                format!(
+                    "{n} channels, more than the limit of {}",
+                    limits.max_channels
+                ),
+            ));
+        }
+        let (codec, sample_rate, channels, codec_name) = if params.codec == CODEC_ID_OPUS {
+            let (state, rate, channels) = open_opus(&params, preferred_rate)?;
+            (Codec::Opus(state), rate, channels, "opus")
+        } else {
+            let rate = params
+                .sample_rate
+                .ok_or_else(|| invalid("the stream does not declare a sample rate"))?;
+            check_rate(rate)?;
+            let registered = symphonia::default::get_codecs()
+                .get_audio_decoder(params.codec)
+                .ok_or_else(|| {
+                    Failure::new(
+                        Reason::UnsupportedCodec,
+                        format!("codec {} is not supported", params.codec),
+                    )
+                })?;
+            let name = registered.codec.info.short_name;
+            let dec = (registered.factory)(&params, &AudioDecoderOptions::default())
+                .map_err(from_symphonia)?;
+            let channels =
+                channels.ok_or_else(|| invalid("the stream does not declare its channels"))?;
+            (Codec::Symphonia(dec), rate, channels, name)
+        };
+        if channels == 0 {
+            return Err(invalid("the stream declares zero channels"));
+        }
+        let max_frames = limits
+            .max_duration
+            .as_secs()
+            .saturating_mul(u64::from(sample_rate));
+        let mut decoder = Decoder {
+            format,
+            track_id,
+            codec,
+            sample_rate,
+            channels,
+            declared_frames: None,
+            max_frames,
+            frames_out: 0,
+            bad_packets: 0,
+            interleaved: Vec::new(),
+            codec_name,
+        };
+        if let Some(n) = declared_frames.filter(|_| matches!(decoder.codec, Codec::Symphonia(_))) {
+            let bytes = params
+                .bits_per_coded_sample
+                .or(params.bits_per_sample)
+                .unwrap_or(16);
+            decoder.declared_frames =
+                plausible_declared_frames(n, channels, u64::from(bytes).div_ceil(8));
+            if n > max_frames && decoder.declared_frames.is_some() {
+                return Err(too_long(limits));
+            }
+        }
+        Ok(decoder)
+    }
+
+    /// Output sample rate (the source rate, or the decode rate chosen for Opus).
+    pub fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    /// Channels of the source, before downmixing.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// Short name of the codec, e.g. `pcm_s16le`, `mp3`, `opus`.
+    pub fn codec_name(&self) -> &'static str {
+        self.codec_name
+    }
+
+    /// Decodes the next packet and appends its mono samples to `out`. Returns `false` at the end
+    /// of the stream.
+    pub fn next_block(&mut self, out: &mut Vec<f32>, limits: &Limits) -> Result<bool, Failure> {
+        loop {
+            let packet = match self.format.next_packet() {
+                Ok(Some(p)) => p,
+                Ok(None) => return self.finish(),
+                Err(SymErr::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return self.finish();
+                }
+                Err(SymErr::ResetRequired) => {
+                    return Err(Failure::new(
+                        Reason::UnsupportedCodec,
+                        "the stream changes its format midway (chained streams are not supported)",
+                    ));
+                }
+                Err(e) => return Err(from_symphonia(e)),
+            };
+            if packet.track_id != self.track_id {
+                continue;
+            }
+            let before = out.len();
+            let decoded = match &mut self.codec {
+                Codec::Symphonia(dec) => {
+                    decode_symphonia(dec.as_mut(), &packet, &mut self.interleaved, out)
+                }
+                Codec::Opus(state) => decode_opus(state, &packet, self.sample_rate, out),
+            };
+            if let Err(why) = decoded {
+                self.bad_packets += 1;
+                if self.bad_packets > MAX_BAD_PACKETS {
+                    return Err(invalid(format!(
+                        "more than {MAX_BAD_PACKETS} undecodable packets; last: {why}"
+                    )));
+                }
+                continue;
+            }
+            self.frames_out += (out.len() - before) as u64;
+            if self.frames_out > self.max_frames {
+                return Err(too_long(limits));
+            }
+            if out.len() > before {
+                return Ok(true);
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Result<bool, Failure> {
+        if let Some(declared) = self.declared_frames {
+            // Allow for a partial last packet and codec rounding: 1 % plus 100 ms.
+            let slack = declared / 100 + u64::from(self.sample_rate) / 10;
+            if self.frames_out + slack < declared {
+                let rate = f64::from(self.sample_rate);
+                return Err(invalid(format!(
+                    "truncated: the header declares {:.2} s of audio but the data ends after {:.2} s",
+                    declared as f64 / rate,
+                    self.frames_out as f64 / rate
+                )));
+            }
+        }
+        if self.frames_out == 0 {
+            return Err(invalid("the stream holds no audio samples"));
+        }
+        Ok(false)
+    }
+}
+
+fn too_long(limits: &Limits) -> Failure {
+    Failure::new(
+        Reason::LimitExceeded,
+        format!(
+            "audio is longer than the limit of {} s",
+            limits.max_duration.as_secs()
+        ),
+    )
+}
+
+fn check_rate(rate: u32) -> Result<(), Failure> {
+    if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&rate) {
+        return Err(Failure::new(
+            Reason::LimitExceeded,
+            format!("sample rate {rate} Hz is outside {MIN_SAMPLE_RATE}..={MAX_SAMPLE_RATE} Hz"),
+        ));
+    }
+    Ok(())
+}
+
+/// A streamed WAV has no known length and declares the largest size (or zero) instead; such a
+/// declaration is not a promise, so it is not used to detect truncation.
+fn plausible_declared_frames(frames: u64, channels: usize, bytes_per_sample: u64) -> Option<u64> {
+    let declared_bytes = frames
+        .saturating_mul(channels as u64)
+        .saturating_mul(bytes_per_sample.max(1));
+    (frames > 0 && declared_bytes < 0xFFFF_0000).then_some(frames)
+}
+
+fn decode_symphonia(
+    dec: &mut dyn AudioDecoder,
+    packet: &Packet,
+    interleaved: &mut Vec<f32>,
+    out: &mut Vec<f32>,
+) -> Result<(), String> {
+    let buf = dec.decode(packet).map_err(|e| e.to_string())?;
+    let channels = buf.spec().channels().count().max(1);
+    interleaved.clear();
+    buf.copy_to_vec_interleaved::<f32>(interleaved);
+    downmix_into(interleaved, channels, out);
+    Ok(())
+}
+
+/// Averages interleaved channels into mono, appending to `out`.
+pub fn downmix_into(interleaved: &[f32], channels: usize, out: &mut Vec<f32>) {
+    if channels == 1 {
+        out.extend_from_slice(interleaved);
+        return;
+    }
+    let scale = 1.0 / channels as f32;
+    out.extend(
+        interleaved
+            .chunks_exact(channels)
+            .map(|frame| frame.iter().sum::<f32>() * scale),
+    );
+}
+
+/// The fields of an Ogg Opus identification header (RFC 7845 §5.1) that decoding needs.
+struct OpusHead {
+    channels: u8,
+    pre_skip: u16,
+    output_gain: i16,
+    mapping_family: u8,
+}
+
+fn parse_opus_head(data: &[u8]) -> Result<OpusHead, Failure> {
+    if data.len() < 19 || &data[..8] != b"OpusHead" {
+        return Err(invalid("the Opus stream has no valid OpusHead header"));
+    }
+    Ok(OpusHead {
+        channels: data[9],
+        pre_skip: u16::from_le_bytes([data[10], data[11]]),
+        output_gain: i16::from_le_bytes([data[16], data[17]]),
+        mapping_family: data[18],
+    })
+}
+
+fn open_opus(
+    params: &symphonia::core::codecs::audio::AudioCodecParameters,
+    preferred_rate: u32,
+) -> Result<(OpusState, u32, usize), Failure> {
+    let head = parse_opus_head(params.extra_data.as_deref().unwrap_or_default())?;
+    if head.mapping_family != 0 || !(1..=2).contains(&head.channels) {
+        return Err(Failure::new(
+            Reason::UnsupportedCodec,
+            format!(
+                "multichannel Opus (mapping family {}, {} channels) is not supported",
+                head.mapping_family, head.channels
+            ),
+        ));
+    }
+    // libopus decodes natively at these rates; decoding straight at the VAD rate saves a resample.
+    let rate = if [8_000, 12_000, 16_000, 24_000, 48_000].contains(&preferred_rate) {
+        preferred_rate
+    } else {
+        48_000
+    };
+    // A mono decoder downmixes stereo streams itself.
+    let mut decoder = opus::Decoder::new(rate, opus::Channels::Mono)
+        .map_err(|e| invalid(format!("cannot create an Opus decoder: {e}")))?;
+    if head.output_gain != 0 {
+        decoder
+            .set_gain(i32::from(head.output_gain))
+            .map_err(|e| invalid(format!("invalid Opus output gain: {e}")))?;
+    }
+    let skip = usize::from(head.pre_skip) * rate as usize / 48_000;
+    let state = OpusState {
+        decoder,
+        skip,
+        buf: vec![0.0; OPUS_MAX_FRAME_48K * rate as usize / 48_000],
+    };
+    Ok((state, rate, usize::from(head.channels)))
+}
+
+fn decode_opus(
+    state: &mut OpusState,
+    packet: &Packet,
+    rate: u32,
+    out: &mut Vec<f32>,
+) -> Result<(), String> {
+    let n = state
+        .decoder
+        .decode_float(&packet.data, &mut state.buf, false)
+        .map_err(|e| format!("opus: {e}"))?;
+    let to_rate = |ticks_48k: u64| (ticks_48k * u64::from(rate) / 48_000) as usize;
+    let trim_end = to_rate(packet.trim_end.get()).min(n);
+    let mut samples = &state.buf[..n - trim_end];
+    let skip = state.skip.min(samples.len());
+    samples = &samples[skip..];
+    state.skip -= skip;
+    out.extend_from_slice(samples);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downmix_averages_channels() {
+        let mut out = Vec::new();
+        downmix_into(&[1.0, 0.0, 0.5, 0.5, -1.0, 1.0], 2, &mut out);
+        assert_eq!(out, vec![0.5, 0.5, 0.0]);
+        downmix_into(&[0.25], 1, &mut out);
+        assert_eq!(out.last(), Some(&0.25));
+    }
+
+    #[test]
+    fn streamed_wav_sizes_are_not_trusted() {
+        assert_eq!(plausible_declared_frames(0, 1, 2), None);
+        assert_eq!(plausible_declared_frames(0xFFFF_FFFF / 4, 2, 2), None);
+        assert_eq!(plausible_declared_frames(16_000, 1, 2), Some(16_000));
+    }
+
+    #[test]
+    fn opus_head_is_validated() {
+        assert!(parse_opus_head(b"OpusHeadshort").is_err());
+        let mut head = b"OpusHead".to_vec();
+        head.extend_from_slice(&[1, 2, 0x38, 0x01, 0x80, 0xBB, 0, 0, 0, 0, 0]);
+        let h = parse_opus_head(&head).expect("valid");
+        assert_eq!((h.channels, h.pre_skip, h.mapping_family), (2, 312, 0));
+    }
+}

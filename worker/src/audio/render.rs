@@ -1,0 +1,289 @@
+//! **render**: the per-file outputs, as bytes. Deterministic: the same audio and parameters give
+//! byte-identical outputs (no timestamps, no host names), so a redelivered job rewrites identical
+//! objects. `docs/segments-schema.md` documents the formats.
+
+use super::pipeline::{Analysis, Params, SourceInfo};
+use serde::Serialize;
+
+/// Version of the `segments.json` schema.
+pub const SCHEMA_VERSION: u32 = 1;
+
+pub const SEGMENTS_JSON: &str = "segments.json";
+pub const SEGMENTS_RTTM: &str = "segments.rttm";
+pub const MANIFEST_JSONL: &str = "manifest.jsonl";
+pub const SPEECH_WAV: &str = "speech.wav";
+pub const CLIPS_DIR: &str = "clips/";
+
+/// Which outputs a job writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outputs {
+    pub json: bool,
+    pub rttm: bool,
+    pub manifest: bool,
+    pub speech: bool,
+    pub clips: bool,
+}
+
+impl Default for Outputs {
+    fn default() -> Self {
+        Outputs {
+            json: true,
+            rttm: true,
+            manifest: true,
+            speech: true,
+            clips: false,
+        }
+    }
+}
+
+impl Outputs {
+    /// Parses a comma-separated list of output names: `segments.json`, `segments.rttm`,
+    /// `manifest.jsonl`, `speech.wav`, `clips` (also `json`, `rttm`, `manifest`, `speech`).
+    pub fn parse(list: &str) -> Result<Outputs, String> {
+        let mut o = Outputs {
+            json: false,
+            rttm: false,
+            manifest: false,
+            speech: false,
+            clips: false,
+        };
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item {
+                "segments.json" | "json" => o.json = true,
+                "segments.rttm" | "rttm" => o.rttm = true,
+                "manifest.jsonl" | "manifest" => o.manifest = true,
+                "speech.wav" | "speech" => o.speech = true,
+                "clips" => o.clips = true,
+                other => {
+                    return Err(format!(
+                        "unknown output {other:?}: expected segments.json, segments.rttm, \
+                         manifest.jsonl, speech.wav or clips"
+                    ));
+                }
+            }
+        }
+        if !o.json {
+            // segments.json is the record of a finished job: it is always written, last.
+            return Err("segments.json cannot be turned off: it marks a job as complete".into());
+        }
+        Ok(o)
+    }
+
+    /// File name of clip `index` (0-based) under the results prefix.
+    pub fn clip_name(index: usize) -> String {
+        format!("{CLIPS_DIR}{:06}.wav", index + 1)
+    }
+}
+
+fn ms(samples: u64, rate: u32) -> f64 {
+    // Round to the millisecond so that the text is short and stable.
+    (samples as f64 * 1000.0 / f64::from(rate)).round() / 1000.0
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+#[derive(Serialize)]
+struct SegmentsDoc<'a> {
+    schema_version: u32,
+    generator: &'static str,
+    source: SourceDoc<'a>,
+    duration: f64,
+    sample_rate: u32,
+    parameters: ParamsDoc<'a>,
+    speech_duration: f64,
+    speech_ratio: f64,
+    segments: Vec<SegDoc>,
+}
+
+#[derive(Serialize)]
+struct SourceDoc<'a> {
+    uri: &'a str,
+    #[serde(flatten)]
+    info: &'a SourceInfo,
+}
+
+#[derive(Serialize)]
+struct ParamsDoc<'a> {
+    #[serde(flatten)]
+    vad: &'a super::vad::VadParams,
+    #[serde(flatten)]
+    segment: &'a super::segment::SegmentParams,
+}
+
+#[derive(Serialize)]
+struct SegDoc {
+    start: f64,
+    end: f64,
+}
+
+/// `segments.json`.
+pub fn segments_json(uri: &str, analysis: &Analysis, params: &Params) -> Vec<u8> {
+    let rate = analysis.sample_rate;
+    let duration = ms(analysis.total_samples, rate);
+    let speech = ms(analysis.speech_samples(), rate);
+    let doc = SegmentsDoc {
+        schema_version: SCHEMA_VERSION,
+        generator: concat!("vadflow ", env!("CARGO_PKG_VERSION")),
+        source: SourceDoc {
+            uri,
+            info: &analysis.source,
+        },
+        duration,
+        sample_rate: rate,
+        parameters: ParamsDoc {
+            vad: &params.vad,
+            segment: &params.segment,
+        },
+        speech_duration: speech,
+        speech_ratio: if duration > 0.0 {
+            round3(speech / duration)
+        } else {
+            0.0
+        },
+        segments: analysis
+            .segments
+            .iter()
+            .map(|s| SegDoc {
+                start: ms(s.start, rate),
+                end: ms(s.end, rate),
+            })
+            .collect(),
+    };
+    let mut out = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+/// The RTTM file id of a source: its file name without extension, whitespace replaced.
+pub fn rttm_file_id(uri: &str) -> String {
+    let name = uri.rsplit('/').next().unwrap_or(uri);
+    let stem = match name.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => name,
+    };
+    stem.chars()
+        .map(|c| if c.is_whitespace() { '_' } else { c })
+        .collect()
+}
+
+/// `segments.rttm`: one `SPEAKER` line per segment, label `speech`.
+pub fn segments_rttm(uri: &str, analysis: &Analysis) -> Vec<u8> {
+    let id = rttm_file_id(uri);
+    let rate = analysis.sample_rate;
+    let mut out = String::new();
+    for s in &analysis.segments {
+        out.push_str(&format!(
+            "SPEAKER {id} 1 {:.3} {:.3} <NA> <NA> speech <NA> <NA>\n",
+            ms(s.start, rate),
+            ms(s.len(), rate)
+        ));
+    }
+    out.into_bytes()
+}
+
+#[derive(Serialize)]
+struct ManifestLine<'a> {
+    audio_filepath: &'a str,
+    offset: f64,
+    duration: f64,
+    label: &'static str,
+}
+
+/// `manifest.jsonl`: a NeMo-style manifest, one line per segment.
+pub fn manifest_jsonl(uri: &str, analysis: &Analysis) -> Vec<u8> {
+    let rate = analysis.sample_rate;
+    let mut out = Vec::new();
+    for s in &analysis.segments {
+        let line = ManifestLine {
+            audio_filepath: uri,
+            offset: ms(s.start, rate),
+            duration: ms(s.len(), rate),
+            label: "speech",
+        };
+        if serde_json::to_writer(&mut out, &line).is_ok() {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::segment::Segment;
+
+    fn analysis() -> Analysis {
+        Analysis {
+            source: SourceInfo {
+                codec: "pcm_s16le",
+                sample_rate: 44_100,
+                channels: 2,
+            },
+            sample_rate: 16_000,
+            total_samples: 160_000,
+            frames: 333,
+            speech_frames: 100,
+            segments: vec![
+                Segment {
+                    start: 8_000,
+                    end: 40_000,
+                },
+                Segment {
+                    start: 80_000,
+                    end: 96_000,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn json_has_the_documented_fields_and_is_deterministic() {
+        let a = analysis();
+        let p = Params::default();
+        let bytes = segments_json("s3://b/k.wav", &a, &p);
+        assert_eq!(bytes, segments_json("s3://b/k.wav", &a, &p));
+        let v: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(v["schema_version"], 1);
+        assert_eq!(v["duration"], 10.0);
+        assert_eq!(v["sample_rate"], 16_000);
+        assert_eq!(v["source"]["uri"], "s3://b/k.wav");
+        assert_eq!(v["source"]["channels"], 2);
+        assert_eq!(v["parameters"]["engine"], "webrtc");
+        assert_eq!(v["parameters"]["min_silence"], 0.45);
+        assert_eq!(v["segments"][0]["start"], 0.5);
+        assert_eq!(v["segments"][1]["end"], 6.0);
+        assert_eq!(v["speech_duration"], 3.0);
+        assert_eq!(v["speech_ratio"], 0.3);
+    }
+
+    #[test]
+    fn rttm_and_manifest_have_one_line_per_segment() {
+        let a = analysis();
+        let rttm = String::from_utf8(segments_rttm("s3://b/dir/my file.wav", &a)).expect("utf8");
+        assert_eq!(
+            rttm.lines().next(),
+            Some("SPEAKER my_file 1 0.500 2.000 <NA> <NA> speech <NA> <NA>")
+        );
+        assert_eq!(rttm.lines().count(), 2);
+        let manifest = String::from_utf8(manifest_jsonl("s3://b/k.wav", &a)).expect("utf8");
+        let first: serde_json::Value =
+            serde_json::from_str(manifest.lines().next().expect("a line")).expect("json");
+        assert_eq!(first["audio_filepath"], "s3://b/k.wav");
+        assert_eq!(first["offset"], 0.5);
+        assert_eq!(first["duration"], 2.0);
+        assert_eq!(first["label"], "speech");
+    }
+
+    #[test]
+    fn outputs_parse() {
+        assert_eq!(
+            Outputs::parse("segments.json,rttm").map(|o| (o.rttm, o.speech)),
+            Ok((true, false))
+        );
+        assert!(Outputs::parse("rttm").is_err());
+        assert!(Outputs::parse("segments.json,bogus").is_err());
+        assert_eq!(Outputs::clip_name(0), "clips/000001.wav");
+    }
+}

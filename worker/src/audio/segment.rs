@@ -1,0 +1,376 @@
+//! **segment**: per-frame speech scores to speech segments, online.
+//!
+//! Rules, in order:
+//! 1. A frame is speech when its score is at least `threshold`, or, while inside speech, at least
+//!    `neg_threshold` (hysteresis; for WebRTC's 0/1 scores both are 0.5).
+//! 2. Speech separated by less than `min_silence` is one segment (short pauses merge).
+//! 3. Segments shorter than `min_speech` are dropped.
+//! 4. Segments are padded by `pad_start` and `pad_end`, never overlapping the previous segment.
+//! 5. A segment longer than `max_segment` (padding included) is split at its longest internal
+//!    pause, not mid-word; only speech without any pause is cut at the limit.
+//!
+//! Segments are emitted as soon as they are final, so the state is bounded by `max_segment`,
+//! whatever the length of the audio.
+
+use serde::Serialize;
+use std::time::Duration;
+
+/// A speech segment, in samples at the VAD rate, end exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Segment {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Segment {
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+}
+
+/// Segmenter settings. See the module documentation for their meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SegmentParams {
+    pub threshold: f32,
+    pub neg_threshold: f32,
+    #[serde(serialize_with = "secs")]
+    pub pad_start: Duration,
+    #[serde(serialize_with = "secs")]
+    pub pad_end: Duration,
+    #[serde(serialize_with = "secs")]
+    pub min_speech: Duration,
+    #[serde(serialize_with = "secs")]
+    pub min_silence: Duration,
+    #[serde(serialize_with = "secs")]
+    pub max_segment: Duration,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl Default for SegmentParams {
+    fn default() -> Self {
+        SegmentParams {
+            threshold: 0.5,
+            neg_threshold: 0.5,
+            pad_start: Duration::from_millis(60),
+            pad_end: Duration::from_millis(60),
+            min_speech: Duration::from_millis(120),
+            min_silence: Duration::from_millis(450),
+            max_segment: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Longest `max_segment` accepted: it bounds the audio a job keeps in memory.
+pub const MAX_SEGMENT_LIMIT: Duration = Duration::from_secs(120);
+
+impl SegmentParams {
+    pub fn validate(&self, frame: Duration) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.threshold) || !(0.0..=1.0).contains(&self.neg_threshold) {
+            return Err("thresholds must be between 0 and 1".into());
+        }
+        if self.neg_threshold > self.threshold {
+            return Err("the negative threshold must not exceed the threshold".into());
+        }
+        if self.max_segment > MAX_SEGMENT_LIMIT {
+            return Err(format!(
+                "max segment {:?} exceeds the limit of {:?}",
+                self.max_segment, MAX_SEGMENT_LIMIT
+            ));
+        }
+        if self.max_segment < self.pad_start + self.pad_end + frame * 2 {
+            return Err("max segment must exceed the padding by at least two frames".into());
+        }
+        if self.pad_start > Duration::from_secs(5) || self.pad_end > Duration::from_secs(5) {
+            return Err("padding must be at most 5 s".into());
+        }
+        if self.min_silence > Duration::from_secs(30) {
+            return Err("min silence must be at most 30 s".into());
+        }
+        Ok(())
+    }
+}
+
+/// The online segmenter.
+#[derive(Debug)]
+pub struct Segmenter {
+    frame: u64,
+    threshold: f32,
+    neg_threshold: f32,
+    pad_start: u64,
+    pad_end: u64,
+    min_speech: u64,
+    /// A segment closes after this much silence: max(min_silence, pad_end).
+    close_after: u64,
+    /// Longest unpadded span of a segment.
+    max_span: u64,
+    pos: u64,
+    in_speech: bool,
+    open: Option<Open>,
+    last_end: u64,
+    ready: Vec<Segment>,
+}
+
+#[derive(Debug)]
+struct Open {
+    start: u64,
+    end: u64,
+    /// Internal pauses (start, end), in order.
+    pauses: Vec<(u64, u64)>,
+}
+
+fn samples(d: Duration, rate: u32) -> u64 {
+    (d.as_secs_f64() * f64::from(rate)).round() as u64
+}
+
+impl Segmenter {
+    pub fn new(params: &SegmentParams, rate: u32, frame_len: usize) -> Segmenter {
+        let frame = frame_len as u64;
+        let pad_start = samples(params.pad_start, rate);
+        let pad_end = samples(params.pad_end, rate);
+        Segmenter {
+            frame,
+            threshold: params.threshold,
+            neg_threshold: params.neg_threshold,
+            pad_start,
+            pad_end,
+            min_speech: samples(params.min_speech, rate),
+            close_after: samples(params.min_silence, rate).max(pad_end).max(1),
+            max_span: samples(params.max_segment, rate)
+                .saturating_sub(pad_start + pad_end)
+                .max(frame),
+            pos: 0,
+            in_speech: false,
+            open: None,
+            last_end: 0,
+            ready: Vec::new(),
+        }
+    }
+
+    /// Samples the segmenter may still need from the past (for rendering speech audio):
+    /// everything before this position is final.
+    pub fn earliest_needed(&self) -> u64 {
+        let from = self.open.as_ref().map_or(self.pos, |o| o.start);
+        from.saturating_sub(self.pad_start).max(self.last_end)
+    }
+
+    /// Feeds the score of the next frame.
+    pub fn push(&mut self, score: f32) {
+        let voiced = score >= self.threshold || (self.in_speech && score >= self.neg_threshold);
+        self.in_speech = voiced;
+        let frame_start = self.pos;
+        let frame_end = self.pos + self.frame;
+        self.pos = frame_end;
+        if voiced {
+            match &mut self.open {
+                None => {
+                    self.open = Some(Open {
+                        start: frame_start,
+                        end: frame_end,
+                        pauses: Vec::new(),
+                    });
+                }
+                Some(open) => {
+                    if frame_start > open.end {
+                        open.pauses.push((open.end, frame_start));
+                    }
+                    open.end = frame_end;
+                }
+            }
+            self.split_long();
+        } else if let Some(open) = &self.open
+            && frame_end - open.end >= self.close_after
+        {
+            self.close(frame_end);
+        }
+    }
+
+    /// Ends the stream at `total` samples and closes any open segment.
+    pub fn finish(&mut self, total: u64) {
+        self.pos = self.pos.max(total);
+        if self.open.is_some() {
+            self.close(total);
+        }
+    }
+
+    /// Segments that became final since the last call.
+    pub fn take_ready(&mut self) -> std::vec::Drain<'_, Segment> {
+        self.ready.drain(..)
+    }
+
+    fn close(&mut self, limit: u64) {
+        let Some(open) = self.open.take() else { return };
+        if open.end - open.start >= self.min_speech {
+            self.emit(open.start, open.end, limit);
+        }
+    }
+
+    /// Emits [start, end) with padding; the padded end never passes `limit`.
+    fn emit(&mut self, start: u64, end: u64, limit: u64) {
+        let s = start.saturating_sub(self.pad_start).max(self.last_end);
+        let e = (end + self.pad_end).min(limit).max(s);
+        if e > s {
+            self.ready.push(Segment { start: s, end: e });
+            self.last_end = e;
+        }
+    }
+
+    fn split_long(&mut self) {
+        while let Some(open) = self.open.as_mut() {
+            if open.end - open.start <= self.max_span {
+                return;
+            }
+            let limit = open.start + self.max_span;
+            // The longest pause that leaves a first part within the limit; later wins ties.
+            let best = open
+                .pauses
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.0 <= limit)
+                .max_by_key(|(i, p)| (p.1 - p.0, *i))
+                .map(|(i, _)| i);
+            let start = open.start;
+            // (end of the first part, start of the rest, how far the first part may be padded)
+            let (cut, next_start, pad_limit) = match best {
+                Some(i) => {
+                    let (p_start, p_end) = open.pauses[i];
+                    open.pauses.drain(..=i);
+                    let room = ((p_end - p_start) / 2).min(self.pad_end);
+                    (p_start, p_end, p_start + room)
+                }
+                // Speech without a pause within the limit: cut there.
+                None => (limit, limit, limit),
+            };
+            open.start = next_start;
+            self.emit(start, cut, pad_limit);
+            // The rest's start padding must not reach back into the part just emitted.
+            self.last_end = self.last_end.max(pad_limit);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATE: u32 = 1000; // 1 sample = 1 ms, frame = 10 ms: easy arithmetic
+    const FRAME: usize = 10;
+
+    fn params() -> SegmentParams {
+        SegmentParams {
+            threshold: 0.5,
+            neg_threshold: 0.5,
+            pad_start: Duration::ZERO,
+            pad_end: Duration::ZERO,
+            min_speech: Duration::ZERO,
+            min_silence: Duration::from_millis(100),
+            max_segment: Duration::from_secs(100),
+        }
+    }
+
+    /// Runs a pattern where each char is one frame: '#' speech, '.' silence.
+    fn run(p: &SegmentParams, pattern: &str) -> Vec<(u64, u64)> {
+        let mut s = Segmenter::new(p, RATE, FRAME);
+        let mut out = Vec::new();
+        for c in pattern.chars() {
+            s.push(if c == '#' { 1.0 } else { 0.0 });
+            out.extend(s.take_ready().map(|g| (g.start, g.end)));
+        }
+        s.finish(pattern.len() as u64 * FRAME as u64);
+        out.extend(s.take_ready().map(|g| (g.start, g.end)));
+        out
+    }
+
+    #[test]
+    fn short_pauses_merge_and_long_ones_split() {
+        let p = params();
+        // pause of 50 ms merges, pause of 150 ms splits
+        assert_eq!(
+            run(&p, "###.....###...............##"),
+            vec![(0, 110), (260, 280)]
+        );
+        assert_eq!(run(&p, "..##.....####"), vec![(20, 130)]);
+    }
+
+    #[test]
+    fn min_speech_drops_blips() {
+        let p = SegmentParams {
+            min_speech: Duration::from_millis(30),
+            ..params()
+        };
+        assert_eq!(
+            run(&p, "#..............####............."),
+            vec![(150, 190)]
+        );
+    }
+
+    #[test]
+    fn padding_is_clamped_to_neighbours_and_the_end() {
+        let p = SegmentParams {
+            pad_start: Duration::from_millis(30),
+            pad_end: Duration::from_millis(30),
+            ..params()
+        };
+        assert_eq!(run(&p, "..###..............###"), vec![(0, 80), (160, 220)]);
+    }
+
+    #[test]
+    fn long_segments_split_at_the_longest_pause() {
+        let p = SegmentParams {
+            max_segment: Duration::from_millis(100),
+            ..params()
+        };
+        // 30 speech, 20 pause, 20 speech, 40 pause (the longest), 30 speech, ...
+        let segs = run(&p, "###..##....#########..###");
+        assert_eq!(segs[0], (0, 70));
+        assert!(segs.iter().all(|(s, e)| e - s <= 100), "{segs:?}");
+        assert_eq!(segs[1].0, 110);
+    }
+
+    #[test]
+    fn continuous_speech_is_cut_at_the_limit() {
+        let p = SegmentParams {
+            max_segment: Duration::from_millis(100),
+            ..params()
+        };
+        let segs = run(&p, &"#".repeat(35));
+        assert_eq!(segs, vec![(0, 100), (100, 200), (200, 300), (300, 350)]);
+    }
+
+    #[test]
+    fn hysteresis_keeps_speech_above_the_negative_threshold() {
+        let p = SegmentParams {
+            threshold: 0.5,
+            neg_threshold: 0.3,
+            ..params()
+        };
+        let mut s = Segmenter::new(&p, RATE, FRAME);
+        for score in [
+            0.4, 0.6, 0.4, 0.35, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2,
+        ] {
+            s.push(score);
+        }
+        s.finish(140);
+        let segs: Vec<_> = s.take_ready().collect();
+        assert_eq!(segs, vec![Segment { start: 10, end: 40 }]);
+    }
+
+    #[test]
+    fn state_stays_bounded_and_earliest_needed_advances() {
+        let p = SegmentParams::default();
+        let mut s = Segmenter::new(&p, 16_000, 480);
+        for i in 0..100_000u64 {
+            s.push(if (i / 50) % 2 == 0 { 1.0 } else { 0.0 });
+            let _ = s.take_ready().count();
+            assert!(
+                s.pos - s.earliest_needed() <= 16_000 * 32,
+                "needs too much history"
+            );
+        }
+    }
+}

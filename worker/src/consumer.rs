@@ -1,0 +1,410 @@
+//! The consumer loop: take jobs from the work queue, run them with bounded concurrency, publish
+//! their result events, and ack only once everything is stored. See `design.md` beside this file
+//! for the delivery guarantees.
+
+use crate::job::{self, JobContext, JobDone};
+use futures_util::StreamExt;
+use lapin::Channel;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicRejectOptions};
+use lapin::types::{FieldTable, ShortString};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use vadflow_common::amqp::{PublishError, message_properties, publish_confirmed};
+use vadflow_common::session::{Backoff, Session};
+use vadflow_common::topology::{
+    DEAD_ROUTING_KEY, RESULT_ROUTING_KEY, Topology, header_i64, headers, set_header_i64,
+    set_header_str,
+};
+use vadflow_common::wire::{self, Outcome, ResultEvent};
+use vadflow_common::{Failure, Job, Reason, Retry};
+
+/// Settings of the consumer loop.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub amqp_url: String,
+    pub topology: Topology,
+    pub worker_id: String,
+    pub concurrency: usize,
+    pub prefetch: u16,
+    pub max_attempts: u32,
+    pub shutdown_timeout: Duration,
+}
+
+/// What the loop shares with every job task.
+#[derive(Debug)]
+struct Shared {
+    config: ConsumerConfig,
+    jobs: Arc<JobContext>,
+}
+
+/// Readiness: true while connected and consuming, false while reconnecting or draining.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+    fn set(&self, v: bool) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+}
+
+/// Consumes jobs until `shutdown` is cancelled, reconnecting with backoff when the broker goes
+/// away. On shutdown: cancel the consumer, let in-flight jobs finish within the shutdown
+/// timeout, then close the connection so that unfinished jobs return to the queue.
+pub async fn run(
+    config: ConsumerConfig,
+    jobs: Arc<JobContext>,
+    ready: Readiness,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let shared = Arc::new(Shared { config, jobs });
+    let cfg = &shared.config;
+    let queue = cfg.topology.work_queue();
+    let permits = Arc::new(Semaphore::new(cfg.concurrency));
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut backoff = Backoff::new();
+    let mut last_session: Option<Session> = None;
+    let name = format!("vadflow-worker {}", cfg.worker_id);
+
+    'connect: while !shutdown.is_cancelled() {
+        let opened = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            s = Session::open(&cfg.amqp_url, &name, &cfg.topology, &queue, cfg.prefetch) => s,
+        };
+        let mut session = match opened {
+            Ok(s) => s,
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot reach the broker");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(delay) => continue,
+                }
+            }
+        };
+        if let Some(old) = last_session.take() {
+            old.close().await;
+        }
+        backoff.reset();
+        ready.set(true);
+        tracing::info!(queue = %queue, concurrency = cfg.concurrency, prefetch = cfg.prefetch, "consuming jobs");
+        loop {
+            // Backpressure: take a slot before taking a delivery.
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => {
+                    last_session = Some(session);
+                    break 'connect;
+                }
+                p = permits.clone().acquire_owned() => p?,
+            };
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => {
+                    last_session = Some(session);
+                    break 'connect;
+                }
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Err(e) = done {
+                        tracing::error!(error = %e, "job task ended abnormally");
+                    }
+                    continue;
+                }
+                next = session.consumer.next() => next,
+            };
+            match next {
+                Some(Ok(delivery)) => {
+                    let shared = shared.clone();
+                    let publisher = session.publish.clone();
+                    tasks.spawn(async move {
+                        handle(&shared, &publisher, delivery).await;
+                        drop(permit);
+                    });
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "lost the broker connection; reconnecting");
+                    break;
+                }
+                None => {
+                    tracing::warn!("the broker cancelled the consumer; reconnecting");
+                    break;
+                }
+            }
+        }
+        ready.set(false);
+        last_session = Some(session);
+    }
+
+    ready.set(false);
+    if let Some(session) = &last_session {
+        session.cancel().await;
+    }
+    let in_flight = tasks.len();
+    if in_flight > 0 {
+        tracing::info!(
+            in_flight,
+            timeout_ms = cfg.shutdown_timeout.as_millis() as u64,
+            "draining in-flight jobs"
+        );
+        let drained = tokio::time::timeout(cfg.shutdown_timeout, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                unfinished = tasks.len(),
+                "shutdown timeout: unfinished jobs return to the queue"
+            );
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+    if let Some(session) = last_session {
+        session.close().await;
+    }
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+/// Handles one delivery completely: it is acked, or rejected back to the queue, before return.
+async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
+    let attempt = header_i64(delivery.properties.headers().as_ref(), headers::ATTEMPT)
+        .and_then(|a| u32::try_from(a).ok())
+        .unwrap_or(1)
+        .max(1);
+    // Parse leniently first, so a job with a bad field still has ids for its failure event.
+    let job = match rmp_job(&delivery.data) {
+        Ok(job) => job,
+        Err(e) => {
+            let failure = Failure::from(e);
+            tracing::error!(reason = %failure.reason, error = %failure.message, "malformed job message");
+            settle_failure(shared, publisher, &delivery, None, failure, attempt).await;
+            return;
+        }
+    };
+    if let Err(e) = job.validate() {
+        let failure = Failure::from(e).context(format!("job {}", job.job_id));
+        tracing::error!(job_id = %job.job_id, reason = %failure.reason, error = %failure.message, "invalid job");
+        settle_failure(shared, publisher, &delivery, Some(&job), failure, attempt).await;
+        return;
+    }
+    let span = tracing::info_span!("job", job_id = %job.job_id, bucket = %job.bucket, key = %job.key, attempt);
+    let started = std::time::Instant::now();
+    match tracing::Instrument::instrument(job::run(shared.jobs.clone(), &job), span.clone()).await {
+        Ok(done) => {
+            let event = done_event(shared, &job, attempt, &done);
+            let published = publish_result(shared, publisher, &event).await;
+            match published {
+                Ok(()) => {
+                    tracing::info!(
+                        parent: &span,
+                        duration_s = done.analysis.duration_s(),
+                        speech_s = done.analysis.speech_s(),
+                        segments = done.analysis.segments.len(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "job done"
+                    );
+                    ack(&delivery, &job.job_id).await;
+                }
+                Err(e) => {
+                    tracing::warn!(parent: &span, error = %e, "cannot publish the result event; returning the job to the queue");
+                    requeue(&delivery).await;
+                }
+            }
+        }
+        Err(failure) => {
+            settle_failure(shared, publisher, &delivery, Some(&job), failure, attempt).await;
+        }
+    }
+}
+
+fn rmp_job(bytes: &[u8]) -> Result<Job, wire::WireError> {
+    // Full validation happens separately (Job::validate) so that ids survive a bad field.
+    match Job::decode(bytes) {
+        Ok(job) => Ok(job),
+        Err(wire::WireError::InvalidField { .. }) => {
+            let job: Job = rmp_serde::from_slice(bytes)
+                .map_err(|e| wire::WireError::Malformed(e.to_string()))?;
+            Ok(job)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn base_event(shared: &Shared, job: &Job, attempt: u32, outcome: Outcome) -> ResultEvent {
+    ResultEvent {
+        v: wire::VERSION,
+        job_id: job.job_id.clone(),
+        file_id: job.file_id,
+        bucket: job.bucket.clone(),
+        key: job.key.clone(),
+        outcome,
+        attempt,
+        worker_id: shared.config.worker_id.clone(),
+        finished_at_ms: now_ms(),
+        results_bucket: None,
+        results_prefix: None,
+        duration_s: None,
+        speech_s: None,
+        segments: None,
+        reason: None,
+        error: None,
+    }
+}
+
+fn done_event(shared: &Shared, job: &Job, attempt: u32, done: &JobDone) -> ResultEvent {
+    ResultEvent {
+        results_bucket: Some(shared.jobs.results_bucket.clone()),
+        results_prefix: Some(done.results_prefix.clone()),
+        duration_s: Some(done.analysis.duration_s()),
+        speech_s: Some(done.analysis.speech_s()),
+        segments: Some(u32::try_from(done.analysis.segments.len()).unwrap_or(u32::MAX)),
+        ..base_event(shared, job, attempt, Outcome::Done)
+    }
+}
+
+async fn publish_result(
+    shared: &Shared,
+    publisher: &Channel,
+    event: &ResultEvent,
+) -> Result<(), PublishError> {
+    publish_confirmed(
+        publisher,
+        &shared.config.topology.results_exchange(),
+        RESULT_ROUTING_KEY,
+        &event.encode(),
+        message_properties(&event.job_id, FieldTable::default()),
+    )
+    .await
+}
+
+/// A failed attempt: retry it later (transient, attempts left) or dead-letter it, publishing the
+/// matching result event; ack once both are confirmed, otherwise return the job to the queue.
+async fn settle_failure(
+    shared: &Shared,
+    publisher: &Channel,
+    delivery: &Delivery,
+    job: Option<&Job>,
+    failure: Failure,
+    attempt: u32,
+) {
+    let cfg = &shared.config;
+    let props = &delivery.properties;
+    let now = now_ms();
+    let first_failure =
+        header_i64(props.headers().as_ref(), headers::FIRST_FAILURE_MS).unwrap_or(now);
+    let job_id = job.map_or_else(|| "-".to_owned(), |j| j.job_id.clone());
+    let retry = failure.retry() == Retry::Transient && attempt < cfg.max_attempts;
+
+    let (outcome, reason, message) = if retry {
+        (Outcome::Retrying, failure.reason, failure.message.clone())
+    } else if failure.retry() == Retry::Transient {
+        (
+            Outcome::Failed,
+            Reason::RetriesExhausted,
+            format!(
+                "{attempt} attempts failed; last: {}: {}",
+                failure.reason, failure.message
+            ),
+        )
+    } else {
+        (Outcome::Failed, failure.reason, failure.message.clone())
+    };
+
+    let mut h = props.headers().clone().unwrap_or_default();
+    set_header_str(&mut h, headers::REASON, reason.as_str());
+    set_header_str(&mut h, headers::ERROR, &message);
+    set_header_i64(&mut h, headers::ATTEMPTS, i64::from(attempt));
+    set_header_str(&mut h, headers::WORKER, &cfg.worker_id);
+    set_header_i64(&mut h, headers::FIRST_FAILURE_MS, first_failure);
+    set_header_i64(&mut h, headers::LAST_FAILURE_MS, now);
+
+    let (exchange, routing_key, mut out_props) = if retry {
+        set_header_i64(&mut h, headers::ATTEMPT, i64::from(attempt) + 1);
+        let level = Topology::retry_level(attempt);
+        let delay = cfg.topology.retry_delay(level).as_millis() as u64;
+        // Equal jitter: between half and all of the level's delay.
+        let expiration = delay / 2 + fastrand::u64(0..=delay / 2);
+        (
+            cfg.topology.retry_exchange(),
+            Topology::retry_routing_key(level),
+            props
+                .clone()
+                .with_headers(h)
+                .with_expiration(ShortString::from(expiration.to_string())),
+        )
+    } else {
+        (
+            cfg.topology.dead_exchange(),
+            DEAD_ROUTING_KEY.to_owned(),
+            props.clone().with_headers(h),
+        )
+    };
+    if out_props.delivery_mode().is_none() {
+        out_props = out_props.with_delivery_mode(2);
+    }
+    let forwarded = publish_confirmed(
+        publisher,
+        &exchange,
+        &routing_key,
+        &delivery.data,
+        out_props,
+    )
+    .await;
+    let event = job.map(|j| ResultEvent {
+        reason: Some(reason),
+        error: Some(message.clone()),
+        ..base_event(shared, j, attempt, outcome)
+    });
+    let published = match (&forwarded, &event) {
+        (Ok(()), Some(ev)) => publish_result(shared, publisher, ev).await,
+        (Ok(()), None) => Ok(()),
+        (Err(_), _) => Ok(()),
+    };
+    match (forwarded, published) {
+        (Ok(()), Ok(())) => {
+            if retry {
+                tracing::warn!(job_id = %job_id, attempt, reason = %reason, error = %message, "job failed; retrying later");
+            } else {
+                tracing::error!(job_id = %job_id, attempt, reason = %reason, error = %message, "job failed; dead-lettered");
+            }
+            ack(delivery, &job_id).await;
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(job_id = %job_id, error = %e, "cannot publish the failure; returning the job to the queue");
+            requeue(delivery).await;
+        }
+    }
+}
+
+async fn ack(delivery: &Delivery, job_id: &str) {
+    match delivery.ack(BasicAckOptions::default()).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            job_id,
+            "ack not delivered: the channel is gone; the broker will redeliver the job, whose results are idempotent"
+        ),
+        Err(e) => {
+            tracing::warn!(job_id, error = %e, "ack failed; the broker will redeliver the job, whose results are idempotent")
+        }
+    }
+}
+
+async fn requeue(delivery: &Delivery) {
+    // reject (not nack): RabbitMQ 4 counts only rejects and returns toward delivery-limit.
+    if let Err(e) = delivery.reject(BasicRejectOptions { requeue: true }).await {
+        tracing::debug!(error = %e, "reject failed; the job returns to the queue when the channel closes");
+    }
+}

@@ -1,0 +1,56 @@
+//! The vadflow worker: consumes jobs, finds the speech in the audio, stores the results.
+//!
+//! Stages: **fetch** ([`job`], [`audio::source`]) → **decode** → **resample** → **vad** →
+//! **segment** ([`audio`]) → **render** ([`audio::render`]) → **upload** ([`upload`]).
+
+pub mod audio;
+pub mod cli;
+pub mod consumer;
+pub mod job;
+pub mod local;
+pub mod results;
+pub mod upload;
+
+use anyhow::Context;
+use cli::RunArgs;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use vadflow_common::keys;
+
+/// Runs the distributed worker until `shutdown` is cancelled.
+pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let (params, outputs) = args.analysis.resolve()?;
+    keys::validate_bucket(&args.results_bucket).context("--results-bucket")?;
+    keys::validate_prefix(&args.results_prefix).context("--results-prefix")?;
+    anyhow::ensure!(args.max_attempts >= 1, "--max-attempts must be at least 1");
+    let topology = args.amqp.topology()?;
+    let concurrency = args
+        .concurrency
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let prefetch = args
+        .prefetch
+        .unwrap_or_else(|| u16::try_from(concurrency * 2).unwrap_or(u16::MAX))
+        .max(1);
+    let s3 = args.s3.client().await?;
+    let jobs = Arc::new(job::JobContext {
+        s3,
+        results_bucket: args.results_bucket.clone(),
+        results_prefix: args.results_prefix.clone(),
+        params,
+        outputs,
+        fetch_idle_timeout: args.fetch_idle_timeout,
+        bytes_in: Default::default(),
+        bytes_out: Default::default(),
+    });
+    let config = consumer::ConsumerConfig {
+        amqp_url: args.amqp.url.clone(),
+        topology,
+        worker_id: vadflow_common::config::instance_id(),
+        concurrency,
+        prefetch,
+        max_attempts: args.max_attempts,
+        shutdown_timeout: args.shutdown_timeout,
+    };
+    consumer::run(config, jobs, consumer::Readiness::default(), shutdown).await
+}

@@ -1,0 +1,71 @@
+//! `worker`: consumes vadflow jobs (default), or analyses local files (`worker vad`).
+
+use clap::Parser;
+use std::process::ExitCode;
+use vadflow_worker::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let telemetry = match vadflow_common::telemetry::init("vadflow-worker") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let shutdown = match vadflow_common::shutdown::install() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match cli.command {
+        None => match vadflow_worker::run(cli.run, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "worker failed");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Vad(args)) => {
+            let result =
+                tokio::task::spawn_blocking(move || vadflow_worker::local::run(&args, &shutdown))
+                    .await;
+            match result {
+                Ok(Ok(report)) => {
+                    println!(
+                        "vad: files={} done={} failed={} already_done={}{}",
+                        report.total,
+                        report.done,
+                        report.failed,
+                        report.skipped,
+                        if report.interrupted {
+                            " (interrupted)"
+                        } else {
+                            ""
+                        }
+                    );
+                    if report.interrupted {
+                        ExitCode::from(130)
+                    } else if report.failed > 0 {
+                        ExitCode::from(1)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = format!("{e:#}"), "local mode failed");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "local mode crashed");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    };
+    telemetry.shutdown();
+    code
+}

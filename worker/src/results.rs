@@ -1,0 +1,116 @@
+//! Producing a file's outputs: run the audio pipeline, then **render** and store every output.
+//! [`process`] is the one code path for both modes; only the [`ResultStore`] differs (S3 objects
+//! for the worker, files for local mode).
+//!
+//! `segments.json` is always written last: its presence marks a complete result set.
+
+use crate::audio::pipeline::{self, Analysis, ClipWriter, Params, Sinks, SpeechWriter};
+use crate::audio::render::{self, Outputs};
+use crate::audio::segment::Segment;
+use crate::audio::source::SourceStatus;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use symphonia::core::io::MediaSource;
+use vadflow_common::{Failure, Reason};
+
+/// Where the outputs of one file go (blocking interface).
+pub trait ResultStore {
+    /// Stores a whole output, e.g. `segments.json` or `clips/000001.wav`.
+    fn put(
+        &mut self,
+        name: &str,
+        content_type: &'static str,
+        bytes: Vec<u8>,
+    ) -> Result<(), Failure>;
+    /// Starts `speech.wav`, streamed as 16-bit mono PCM at `rate`.
+    fn speech(&mut self, rate: u32) -> Result<Box<dyn SpeechOutput>, Failure>;
+}
+
+/// A speech-only WAV being written; the header is completed by [`SpeechOutput::finish`].
+pub trait SpeechOutput: SpeechWriter + Send {
+    fn finish(self: Box<Self>) -> Result<(), Failure>;
+    fn abort(self: Box<Self>);
+}
+
+struct Clips<'a> {
+    store: &'a mut dyn ResultStore,
+}
+
+impl ClipWriter for Clips<'_> {
+    fn clip(&mut self, index: usize, _segment: &Segment, wav: Vec<u8>) -> Result<(), Failure> {
+        self.store.put(&Outputs::clip_name(index), "audio/wav", wav)
+    }
+}
+
+/// Analyses `source` and writes the selected outputs to `store`.
+///
+/// `uri` names the source in the outputs (`s3://bucket/key` or a path). A panic anywhere in the
+/// decoder or pipeline is caught and reported as invalid audio: it never escapes.
+pub fn process(
+    source: Box<dyn MediaSource>,
+    extension: Option<&str>,
+    uri: &str,
+    params: &Params,
+    outputs: &Outputs,
+    status: Option<&SourceStatus>,
+    store: &mut dyn ResultStore,
+) -> Result<Analysis, Failure> {
+    let run = AssertUnwindSafe(|| {
+        let mut speech = if outputs.speech {
+            Some(store.speech(params.vad.sample_rate)?)
+        } else {
+            None
+        };
+        let analysis = {
+            let mut clips = outputs.clips.then_some(Clips { store: &mut *store });
+            let sinks = Sinks {
+                speech: speech.as_deref_mut().map(|s| s as &mut dyn SpeechWriter),
+                clips: clips.as_mut().map(|c| c as &mut dyn ClipWriter),
+                scores: None,
+            };
+            pipeline::analyze(source, extension, params, status, sinks)
+        };
+        let analysis = match analysis {
+            Ok(a) => a,
+            Err(f) => {
+                if let Some(s) = speech {
+                    s.abort();
+                }
+                return Err(f);
+            }
+        };
+        if let Some(s) = speech {
+            s.finish()?;
+        }
+        if outputs.rttm {
+            store.put(
+                render::SEGMENTS_RTTM,
+                "text/plain",
+                render::segments_rttm(uri, &analysis),
+            )?;
+        }
+        if outputs.manifest {
+            store.put(
+                render::MANIFEST_JSONL,
+                "application/x-ndjson",
+                render::manifest_jsonl(uri, &analysis),
+            )?;
+        }
+        store.put(
+            render::SEGMENTS_JSON,
+            "application/json",
+            render::segments_json(uri, &analysis, params),
+        )?;
+        Ok(analysis)
+    });
+    catch_unwind(run).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(Failure::new(
+            Reason::InvalidAudio,
+            format!("the decoder crashed on this input: {what}"),
+        ))
+    })
+}
