@@ -9,7 +9,7 @@ use std::time::Duration;
 pub struct AmqpArgs {
     /// AMQP URL of the broker, e.g. amqp://user:pass@host:5672/%2f (amqps:// for TLS).
     #[arg(long = "amqp-url", env = "AMQP_URL", hide_env_values = true)]
-    pub url: String,
+    pub amqp_url: String,
 
     /// Prefix of every exchange and queue name, so deployments can share a broker.
     #[arg(long, env = "VADFLOW_QUEUE_PREFIX", default_value = "vadflow")]

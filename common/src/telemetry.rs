@@ -61,7 +61,11 @@ pub fn init(service: &'static str) -> anyhow::Result<Telemetry> {
             )
             .try_init()?,
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init()?,
     }
     Ok(Telemetry { service })

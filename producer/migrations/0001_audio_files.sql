@@ -59,8 +59,7 @@ BEGIN
 END;
 $$ LANGUAGE plpgsql;
 
-DROP TRIGGER IF EXISTS audio_files_status_notify ON audio_files;
-CREATE TRIGGER audio_files_status_notify
+CREATE OR REPLACE TRIGGER audio_files_status_notify
     AFTER UPDATE OF status ON audio_files
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION notify_audio_file_status();

@@ -99,3 +99,36 @@ pub struct CollectArgs {
     #[arg(long, value_parser = vadflow_common::config::parse_duration)]
     pub exit_when_idle: Option<std::time::Duration>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn enqueue_parses_its_everyday_form() {
+        let cli = Cli::try_parse_from([
+            "producer",
+            "enqueue",
+            "--since",
+            "yesterday",
+            "--amqp-url",
+            "amqp://u:p@h/%2f",
+            "--database-url",
+            "postgres://h/db",
+        ])
+        .expect("parses");
+        let Command::Enqueue(args) = cli.command else {
+            panic!("not enqueue")
+        };
+        assert_eq!(args.since, "yesterday");
+        assert_eq!(args.until, "now");
+        assert_eq!(args.amqp.amqp_url, "amqp://u:p@h/%2f");
+        assert_eq!(args.db.database_url, "postgres://h/db");
+    }
+}

@@ -23,7 +23,7 @@ pub async fn run(args: &CollectArgs, shutdown: CancellationToken) -> anyhow::Res
     loop {
         let session = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            s = Session::open(&args.amqp.url, "vadflow-collect", &topology, &queue, args.prefetch) => s,
+            s = Session::open(&args.amqp.amqp_url, "vadflow-collect", &topology, &queue, args.prefetch) => s,
         };
         let mut session = match session {
             Ok(s) => s,

@@ -16,7 +16,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct DbArgs {
     /// PostgreSQL URL, e.g. postgres://user:pass@host:5432/db?sslmode=verify-full.
     #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
-    pub url: String,
+    pub database_url: String,
 
     /// Schema holding vadflow's tables; created by `migrate`.
     #[arg(long, env = "VADFLOW_DB_SCHEMA", default_value = "vadflow")]
@@ -30,7 +30,7 @@ pub struct DbArgs {
 impl std::fmt::Debug for DbArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DbArgs")
-            .field("url", &redact_url(&self.url))
+            .field("url", &redact_url(&self.database_url))
             .field("db_schema", &self.db_schema)
             .finish_non_exhaustive()
     }
@@ -54,8 +54,8 @@ impl DbArgs {
     /// Connects with `search_path` set to the schema. Fails fast with the (redacted) URL.
     pub async fn connect(&self) -> anyhow::Result<PgPool> {
         valid_schema(&self.db_schema)?;
-        let redacted = redact_url(&self.url);
-        let opts = PgConnectOptions::from_str(&self.url)
+        let redacted = redact_url(&self.database_url);
+        let opts = PgConnectOptions::from_str(&self.database_url)
             .map_err(|e| anyhow::anyhow!("DATABASE_URL {redacted} is not valid: {e}"))?
             .application_name("vadflow")
             .options([("search_path", self.db_schema.as_str())])

@@ -50,12 +50,13 @@ impl fmt::Display for EnqueueReport {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: i64,
-    bucket: String,
-    key: String,
-    size_bytes: Option<i64>,
+/// A file reference selected for enqueueing.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Row {
+    pub id: i64,
+    pub bucket: String,
+    pub key: String,
+    pub size_bytes: Option<i64>,
 }
 
 pub async fn run(
@@ -104,7 +105,7 @@ pub async fn run(
         return Ok(report);
     }
 
-    let conn = amqp::connect(&args.amqp.url, "vadflow-producer").await?;
+    let conn = amqp::connect(&args.amqp.amqp_url, "vadflow-producer").await?;
     let ch = amqp::confirm_channel(&conn)
         .await
         .context("open AMQP channel")?;
@@ -114,6 +115,31 @@ pub async fn run(
         .context("declare AMQP topology")?;
     let exchange = topology.work_exchange();
 
+    publish(&pool, &ch, &exchange, &rows, started, shutdown, &mut report).await?;
+    report.skipped += report.selected - report.published - report.skipped - report.failed;
+    let _ = conn.close(200, "enqueue done".into()).await;
+    tracing::info!(
+        selected = report.selected,
+        published = report.published,
+        skipped = report.skipped,
+        failed = report.failed,
+        "enqueue finished"
+    );
+    Ok(report)
+}
+
+/// Publishes a job per row to `exchange` in confirmed windows and marks the confirmed rows
+/// queued. Returned or nacked jobs are counted as failed and their rows stay pending. Stops
+/// between windows when `shutdown` is cancelled.
+pub async fn publish(
+    pool: &sqlx::PgPool,
+    ch: &lapin::Channel,
+    exchange: &str,
+    rows: &[Row],
+    started: DateTime<Utc>,
+    shutdown: &CancellationToken,
+    report: &mut EnqueueReport,
+) -> anyhow::Result<()> {
     for window in rows.chunks(WINDOW) {
         if shutdown.is_cancelled() {
             tracing::warn!("stopping: remaining rows stay pending");
@@ -134,7 +160,7 @@ pub async fn run(
             set_header_i64(&mut h, headers::ATTEMPT, 1);
             let confirm = ch
                 .basic_publish(
-                    exchange.as_str().into(),
+                    exchange.into(),
                     JOB_ROUTING_KEY.into(),
                     BasicPublishOptions {
                         mandatory: true,
@@ -153,7 +179,7 @@ pub async fn run(
             let outcome = confirm
                 .await
                 .map_err(amqp::PublishError::from)
-                .and_then(|c| check_confirmation(c, &exchange, JOB_ROUTING_KEY));
+                .and_then(|c| check_confirmation(c, exchange, JOB_ROUTING_KEY));
             match outcome {
                 Ok(()) => {
                     confirmed_ids.push(id);
@@ -162,7 +188,7 @@ pub async fn run(
                 Err(e @ amqp::PublishError::Broker(_)) => {
                     // Mark what was confirmed so far, then fail: the rest stay pending.
                     let marked =
-                        mark_queued(&pool, &confirmed_ids, &confirmed_jobs, started).await?;
+                        mark_queued(pool, &confirmed_ids, &confirmed_jobs, started).await?;
                     report.published += marked;
                     return Err(anyhow::Error::new(e).context(format!(
                         "broker failed after {} jobs were confirmed; unconfirmed rows stay pending",
@@ -175,20 +201,11 @@ pub async fn run(
                 }
             }
         }
-        let marked = mark_queued(&pool, &confirmed_ids, &confirmed_jobs, started).await?;
+        let marked = mark_queued(pool, &confirmed_ids, &confirmed_jobs, started).await?;
         report.published += marked;
         report.skipped += confirmed_ids.len() as u64 - marked;
     }
-    report.skipped += report.selected - report.published - report.skipped - report.failed;
-    let _ = conn.close(200, "enqueue done".into()).await;
-    tracing::info!(
-        selected = report.selected,
-        published = report.published,
-        skipped = report.skipped,
-        failed = report.failed,
-        "enqueue finished"
-    );
-    Ok(report)
+    Ok(())
 }
 
 /// Marks confirmed rows queued, unless a result for them arrived after this run started (the

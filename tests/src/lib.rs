@@ -7,6 +7,8 @@
 //! of hanging.
 
 pub mod audio;
+pub mod corpus;
+pub mod eval;
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
@@ -130,13 +132,13 @@ impl TestCtx {
         let short = uuid::Uuid::now_v7().simple().to_string();
         let id = format!("{name}-{}", &short[short.len() - 10..]);
         let amqp = AmqpArgs {
-            url: stack.amqp_url.clone(),
+            amqp_url: stack.amqp_url.clone(),
             queue_prefix: format!("t-{id}"),
             retry_base: Duration::from_millis(200),
         };
         let topology = amqp.topology().expect("valid test topology");
         let db = DbArgs {
-            url: stack.database_url.clone(),
+            database_url: stack.database_url.clone(),
             db_schema: format!("t_{}", id.replace('-', "_")),
             db_max_connections: 4,
         };

@@ -5,31 +5,61 @@ use crate::audio::pipeline::Params;
 use crate::audio::render::Outputs;
 use crate::audio::segment::SegmentParams;
 use crate::audio::vad::{EngineKind, VadParams};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser};
 use std::path::PathBuf;
 use std::time::Duration;
 use vadflow_common::config::{AmqpArgs, parse_duration};
 use vadflow_common::s3::S3Args;
 
+/// `worker [OPTIONS]`: consume jobs.
 #[derive(Debug, Parser)]
 #[command(
     name = "worker",
     version,
     about = "vadflow worker: finds the speech in audio jobs from RabbitMQ",
-    subcommand_negates_reqs = true,
-    args_conflicts_with_subcommands = true
+    after_help = "Local mode, no servers needed: worker vad <FILES or DIRS>... --out DIR \
+                  (see `worker vad --help`)"
 )]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
+pub struct RunCli {
     #[command(flatten)]
     pub run: RunArgs,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Local mode: analyse files or directories, no servers needed.
-    Vad(LocalArgs),
+/// `worker vad ...`: local mode.
+#[derive(Debug, Parser)]
+#[command(
+    name = "worker vad",
+    version,
+    about = "vadflow local mode: find the speech in local files"
+)]
+pub struct LocalCli {
+    #[command(flatten)]
+    pub local: LocalArgs,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    Run(Box<RunArgs>),
+    Local(Box<LocalArgs>),
+}
+
+/// Parses the command line: `worker vad ...` is local mode, anything else consumes jobs.
+pub fn parse<I, T>(args: I) -> Result<Invocation, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    if args.get(1).is_some_and(|a| a == "vad") {
+        let rest =
+            std::iter::once(std::ffi::OsString::from("worker vad")).chain(args.into_iter().skip(2));
+        Ok(Invocation::Local(Box::new(
+            LocalCli::try_parse_from(rest)?.local,
+        )))
+    } else {
+        Ok(Invocation::Run(Box::new(RunCli::try_parse_from(args)?.run)))
+    }
 }
 
 /// Consume jobs (the default command).
@@ -126,6 +156,15 @@ pub struct AnalysisArgs {
     #[arg(long, env = "VADFLOW_NEG_THRESHOLD")]
     pub neg_threshold: Option<f32>,
 
+    /// Trigger window: speech starts when more than --trigger of the frames in this window are
+    /// voiced, and ends when more than --trigger of them are unvoiced (one frame: off).
+    #[arg(long, env = "VADFLOW_SMOOTHING", value_parser = parse_duration)]
+    pub smoothing: Option<Duration>,
+
+    /// Fraction of the trigger window, see --smoothing.
+    #[arg(long, env = "VADFLOW_TRIGGER")]
+    pub trigger: Option<f32>,
+
     /// Padding added before each segment.
     #[arg(long, env = "VADFLOW_PAD_START", value_parser = parse_duration)]
     pub pad_start: Option<Duration>,
@@ -181,6 +220,8 @@ impl AnalysisArgs {
         let segment = SegmentParams {
             threshold: self.threshold.unwrap_or(d.threshold),
             neg_threshold: self.neg_threshold.unwrap_or(d.neg_threshold),
+            smoothing: self.smoothing.unwrap_or(d.smoothing),
+            trigger: self.trigger.unwrap_or(d.trigger),
             pad_start: self.pad_start.unwrap_or(d.pad_start),
             pad_end: self.pad_end.unwrap_or(d.pad_end),
             min_speech: self.min_speech.unwrap_or(d.min_speech),
@@ -201,5 +242,43 @@ impl AnalysisArgs {
             .map_err(|e| anyhow::anyhow!("invalid analysis settings: {e}"))?;
         let outputs = Outputs::parse(&self.outputs).map_err(anyhow::Error::msg)?;
         Ok((params, outputs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definitions_are_consistent() {
+        RunCli::command().debug_assert();
+        LocalCli::command().debug_assert();
+    }
+
+    #[test]
+    fn local_mode_needs_no_server_settings() {
+        let inv = parse(["worker", "vad", "in.wav", "--out", "o"]).expect("parses");
+        let Invocation::Local(args) = inv else {
+            panic!("local mode")
+        };
+        assert_eq!(args.inputs, [PathBuf::from("in.wav")]);
+    }
+
+    #[test]
+    fn consuming_needs_the_broker_and_storage() {
+        let err = parse(["worker"]).expect_err("settings missing");
+        assert!(err.to_string().contains("--amqp-url"), "{err}");
+    }
+
+    #[test]
+    fn default_analysis_settings_are_valid() {
+        let Invocation::Local(args) = parse(["worker", "vad", "x", "--out", "o"]).expect("parses")
+        else {
+            panic!("local mode")
+        };
+        let (params, outputs) = args.analysis.resolve().expect("valid defaults");
+        assert_eq!(params, Params::default());
+        assert_eq!(outputs, Outputs::default());
     }
 }

@@ -44,7 +44,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         bytes_out: Default::default(),
     });
     let config = consumer::ConsumerConfig {
-        amqp_url: args.amqp.url.clone(),
+        amqp_url: args.amqp.amqp_url.clone(),
         topology,
         worker_id: vadflow_common::config::instance_id(),
         concurrency,

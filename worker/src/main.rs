@@ -1,12 +1,14 @@
 //! `worker`: consumes vadflow jobs (default), or analyses local files (`worker vad`).
 
-use clap::Parser;
 use std::process::ExitCode;
-use vadflow_worker::cli::{Cli, Command};
+use vadflow_worker::cli::{Invocation, parse};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let invocation = match parse(std::env::args_os()) {
+        Ok(i) => i,
+        Err(e) => e.exit(),
+    };
     let telemetry = match vadflow_common::telemetry::init("vadflow-worker") {
         Ok(t) => t,
         Err(e) => {
@@ -21,15 +23,15 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = match cli.command {
-        None => match vadflow_worker::run(cli.run, shutdown).await {
+    let code = match invocation {
+        Invocation::Run(args) => match vadflow_worker::run(*args, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = format!("{e:#}"), "worker failed");
                 ExitCode::FAILURE
             }
         },
-        Some(Command::Vad(args)) => {
+        Invocation::Local(args) => {
             let result =
                 tokio::task::spawn_blocking(move || vadflow_worker::local::run(&args, &shutdown))
                     .await;

@@ -251,7 +251,8 @@ mod tests {
         assert_eq!(v["source"]["uri"], "s3://b/k.wav");
         assert_eq!(v["source"]["channels"], 2);
         assert_eq!(v["parameters"]["engine"], "webrtc");
-        assert_eq!(v["parameters"]["min_silence"], 0.45);
+        assert_eq!(v["parameters"]["min_silence"], 0.3);
+        assert_eq!(v["parameters"]["smoothing"], 0.3);
         assert_eq!(v["segments"][0]["start"], 0.5);
         assert_eq!(v["segments"][1]["end"], 6.0);
         assert_eq!(v["speech_duration"], 3.0);

@@ -1,12 +1,16 @@
 //! **segment**: per-frame speech scores to speech segments, online.
 //!
 //! Rules, in order:
-//! 1. A frame is speech when its score is at least `threshold`, or, while inside speech, at least
+//! 1. A frame is voiced when its score is at least `threshold`, or, while inside speech, at least
 //!    `neg_threshold` (hysteresis; for WebRTC's 0/1 scores both are 0.5).
-//! 2. Speech separated by less than `min_silence` is one segment (short pauses merge).
-//! 3. Segments shorter than `min_speech` are dropped.
-//! 4. Segments are padded by `pad_start` and `pad_end`, never overlapping the previous segment.
-//! 5. A segment longer than `max_segment` (padding included) is split at its longest internal
+//! 2. Speech starts when more than `trigger` of the frames in the last `smoothing` window are
+//!    voiced — at the first voiced frame of that window — and ends when more than `trigger` of
+//!    them are unvoiced, at the last voiced frame. Isolated voiced frames (noise) never start
+//!    speech. A window of one frame turns this off.
+//! 3. Speech separated by less than `min_silence` is one segment (short pauses merge).
+//! 4. Segments shorter than `min_speech` are dropped.
+//! 5. Segments are padded by `pad_start` and `pad_end`, never overlapping the previous segment.
+//! 6. A segment longer than `max_segment` (padding included) is split at its longest internal
 //!    pause, not mid-word; only speech without any pause is cut at the limit.
 //!
 //! Segments are emitted as soon as they are final, so the state is bounded by `max_segment`,
@@ -37,6 +41,9 @@ pub struct SegmentParams {
     pub threshold: f32,
     pub neg_threshold: f32,
     #[serde(serialize_with = "secs")]
+    pub smoothing: Duration,
+    pub trigger: f32,
+    #[serde(serialize_with = "secs")]
     pub pad_start: Duration,
     #[serde(serialize_with = "secs")]
     pub pad_end: Duration,
@@ -57,10 +64,12 @@ impl Default for SegmentParams {
         SegmentParams {
             threshold: 0.5,
             neg_threshold: 0.5,
+            smoothing: Duration::from_millis(300),
+            trigger: 0.5,
             pad_start: Duration::from_millis(60),
             pad_end: Duration::from_millis(60),
-            min_speech: Duration::from_millis(120),
-            min_silence: Duration::from_millis(450),
+            min_speech: Duration::from_millis(150),
+            min_silence: Duration::from_millis(300),
             max_segment: Duration::from_secs(30),
         }
     }
@@ -76,6 +85,12 @@ impl SegmentParams {
         }
         if self.neg_threshold > self.threshold {
             return Err("the negative threshold must not exceed the threshold".into());
+        }
+        if !(0.0..1.0).contains(&self.trigger) {
+            return Err("trigger must be at least 0 and below 1".into());
+        }
+        if self.smoothing > Duration::from_secs(2) {
+            return Err("smoothing window must be at most 2 s".into());
         }
         if self.max_segment > MAX_SEGMENT_LIMIT {
             return Err(format!(
@@ -110,7 +125,12 @@ pub struct Segmenter {
     /// Longest unpadded span of a segment.
     max_span: u64,
     pos: u64,
-    in_speech: bool,
+    /// The trigger window: (frame start, voiced) of the last frames, and how many are voiced.
+    window: std::collections::VecDeque<(u64, bool)>,
+    window_len: usize,
+    window_voiced: usize,
+    trigger: f32,
+    triggered: bool,
     open: Option<Open>,
     last_end: u64,
     ready: Vec<Segment>,
@@ -145,7 +165,11 @@ impl Segmenter {
                 .saturating_sub(pad_start + pad_end)
                 .max(frame),
             pos: 0,
-            in_speech: false,
+            window: std::collections::VecDeque::new(),
+            window_len: ((samples(params.smoothing, rate) + frame / 2) / frame).max(1) as usize,
+            window_voiced: 0,
+            trigger: params.trigger,
+            triggered: false,
             open: None,
             last_end: 0,
             ready: Vec::new(),
@@ -155,39 +179,83 @@ impl Segmenter {
     /// Samples the segmenter may still need from the past (for rendering speech audio):
     /// everything before this position is final.
     pub fn earliest_needed(&self) -> u64 {
-        let from = self.open.as_ref().map_or(self.pos, |o| o.start);
+        let mut from = self.window.front().map_or(self.pos, |w| w.0);
+        if let Some(o) = &self.open {
+            from = from.min(o.start);
+        }
         from.saturating_sub(self.pad_start).max(self.last_end)
     }
 
     /// Feeds the score of the next frame.
     pub fn push(&mut self, score: f32) {
-        let voiced = score >= self.threshold || (self.in_speech && score >= self.neg_threshold);
-        self.in_speech = voiced;
+        let voiced = score >= self.threshold || (self.triggered && score >= self.neg_threshold);
         let frame_start = self.pos;
         let frame_end = self.pos + self.frame;
         self.pos = frame_end;
-        if voiced {
-            match &mut self.open {
-                None => {
-                    self.open = Some(Open {
-                        start: frame_start,
-                        end: frame_end,
-                        pauses: Vec::new(),
-                    });
-                }
-                Some(open) => {
-                    if frame_start > open.end {
-                        open.pauses.push((open.end, frame_start));
-                    }
-                    open.end = frame_end;
-                }
+        self.window.push_back((frame_start, voiced));
+        self.window_voiced += usize::from(voiced);
+        if self.window.len() > self.window_len
+            && let Some((_, v)) = self.window.pop_front()
+        {
+            self.window_voiced -= usize::from(v);
+        }
+        let limit = self.trigger * self.window_len as f32;
+        let mut extended = false;
+        if !self.triggered {
+            if self.window_voiced as f32 > limit {
+                // Speech starts at the first voiced frame of the window.
+                let start = self
+                    .window
+                    .iter()
+                    .find(|w| w.1)
+                    .map_or(frame_start, |w| w.0);
+                self.triggered = true;
+                self.clear_window();
+                self.speech(start, frame_end);
+                extended = true;
             }
-            self.split_long();
-        } else if let Some(open) = &self.open
+        } else {
+            if voiced {
+                self.speech(frame_start, frame_end);
+                extended = true;
+            }
+            let unvoiced = self.window.len() - self.window_voiced;
+            if unvoiced as f32 > limit {
+                self.triggered = false;
+                self.clear_window();
+            }
+        }
+        if !extended
+            && let Some(open) = &self.open
             && frame_end - open.end >= self.close_after
         {
             self.close(frame_end);
         }
+    }
+
+    fn clear_window(&mut self) {
+        self.window.clear();
+        self.window_voiced = 0;
+    }
+
+    /// Speech from `start` to `end`: opens a segment or extends the open one.
+    fn speech(&mut self, start: u64, end: u64) {
+        match &mut self.open {
+            None => {
+                self.open = Some(Open {
+                    start,
+                    end,
+                    pauses: Vec::new(),
+                });
+            }
+            Some(open) => {
+                if start > open.end {
+                    open.pauses.push((open.end, start));
+                }
+                open.end = open.end.max(end);
+            }
+        }
+        self.split_long();
     }
 
     /// Ends the stream at `total` samples and closes any open segment.
@@ -265,6 +333,8 @@ mod tests {
         SegmentParams {
             threshold: 0.5,
             neg_threshold: 0.5,
+            smoothing: Duration::ZERO,
+            trigger: 0.9,
             pad_start: Duration::ZERO,
             pad_end: Duration::ZERO,
             min_speech: Duration::ZERO,
@@ -358,6 +428,19 @@ mod tests {
         s.finish(140);
         let segs: Vec<_> = s.take_ready().collect();
         assert_eq!(segs, vec![Segment { start: 10, end: 40 }]);
+    }
+
+    #[test]
+    fn the_trigger_window_ignores_noise_blips_and_trims_to_voiced_frames() {
+        let p = SegmentParams {
+            smoothing: Duration::from_millis(50),
+            trigger: 0.5,
+            ..params()
+        };
+        // Blips of one or two voiced frames in five never start speech; a dense run does, from
+        // its first voiced frame, and ends at its last voiced frame.
+        let segs = run(&p, "#....#....##.........###.####..............");
+        assert_eq!(segs, vec![(210, 290)]);
     }
 
     #[test]

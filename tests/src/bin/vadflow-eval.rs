@@ -1,0 +1,519 @@
+//! Quality evaluation of vadflow's VAD on the labelled corpus, side by side with the reference
+//! (py-webrtcvad's example.py, run in the same invocation). See `bench/eval.sh`.
+//!
+//! - `generate`: write the corpus (`vadflow_tests::corpus`);
+//! - `evaluate`: frame- and segment-level precision, recall and F1 per noise condition, for
+//!   vadflow's segmenter and for the reference, as Markdown tables;
+//! - `sweep`: the segmenter settings ranked by overall segment F1 (how the defaults were chosen);
+//! - `formats`: every format against the 16 kHz WAV of the same audio.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use vadflow_tests::corpus::{self, CONDITIONS, FORMATS, RATE};
+use vadflow_tests::eval::{Counts, frame_counts, median, segment_match};
+use vadflow_worker::audio::pipeline::{Params, Sinks, analyze};
+use vadflow_worker::audio::segment::{SegmentParams, Segmenter};
+use vadflow_worker::cli::AnalysisArgs;
+
+#[derive(Parser)]
+#[command(name = "vadflow-eval")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Write the labelled corpus.
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        files: usize,
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// Skip the per-format files.
+        #[arg(long)]
+        no_formats: bool,
+    },
+    /// Evaluate vadflow (with the given settings) and the reference on every condition.
+    Evaluate {
+        #[arg(long)]
+        corpus: PathBuf,
+        /// Python with webrtcvad installed (bench/setup-venv.sh prints it).
+        #[arg(long)]
+        python: PathBuf,
+        #[command(flatten)]
+        analysis: AnalysisArgs,
+    },
+    /// Rank segmenter settings by overall segment F1.
+    Sweep {
+        #[arg(long)]
+        corpus: PathBuf,
+        /// Python with webrtcvad installed: the reference each setting must not fall below.
+        #[arg(long)]
+        python: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
+    /// Every format against the 16 kHz WAV of the same audio.
+    Formats {
+        #[arg(long)]
+        corpus: PathBuf,
+        #[command(flatten)]
+        analysis: AnalysisArgs,
+    },
+}
+
+type Truth = BTreeMap<String, Vec<(f64, f64)>>;
+/// Reference segments by (file path, mode).
+type Reference = BTreeMap<(String, u8), Vec<(f64, f64)>>;
+
+fn load_truth(corpus: &Path) -> anyhow::Result<Truth> {
+    let bytes =
+        std::fs::read(corpus.join("truth.json")).context("read truth.json (run generate first)")?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Generate {
+            out,
+            files,
+            seed,
+            no_formats,
+        } => {
+            corpus::generate(&out, files, seed, !no_formats)?;
+            println!(
+                "corpus: {files} files x {} conditions in {}",
+                CONDITIONS.len(),
+                out.display()
+            );
+            Ok(())
+        }
+        Cmd::Evaluate {
+            corpus,
+            python,
+            analysis,
+        } => {
+            let (params, _) = analysis.resolve()?;
+            evaluate(&corpus, &python, &params)
+        }
+        Cmd::Sweep {
+            corpus,
+            python,
+            top,
+        } => sweep(&corpus, &python, top),
+        Cmd::Formats { corpus, analysis } => {
+            let (params, _) = analysis.resolve()?;
+            formats(&corpus, &params)
+        }
+    }
+}
+
+/// Output of one file: segments in seconds, duration, per-frame scores.
+struct Run {
+    segments: Vec<(f64, f64)>,
+    duration: f64,
+    scores: Vec<f32>,
+}
+
+fn run_file(path: &Path, params: &Params) -> anyhow::Result<Run> {
+    let file = std::fs::File::open(path).with_context(|| path.display().to_string())?;
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_owned);
+    let mut scores = Vec::new();
+    let a = analyze(
+        Box::new(file),
+        ext.as_deref(),
+        params,
+        None,
+        Sinks {
+            scores: Some(&mut scores),
+            ..Default::default()
+        },
+    )
+    .map_err(|f| anyhow::anyhow!("{}: {f}", path.display()))?;
+    let rate = f64::from(a.sample_rate);
+    Ok(Run {
+        segments: a
+            .segments
+            .iter()
+            .map(|s| (s.start as f64 / rate, s.end as f64 / rate))
+            .collect(),
+        duration: a.duration_s(),
+        scores,
+    })
+}
+
+/// Runs `f` over `items` on all cores, keeping the order.
+fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let out: Vec<std::sync::Mutex<Option<R>>> =
+        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    if let Ok(mut slot) = out[i].lock() {
+                        *slot = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    out.into_iter()
+        .map(|m| m.into_inner().ok().flatten().expect("every item ran"))
+        .collect()
+}
+
+#[derive(Default, Clone, Copy)]
+struct Score {
+    frame: Counts,
+    seg: Counts,
+}
+
+impl Score {
+    fn add(&mut self, o: Score) {
+        self.frame.add(o.frame);
+        self.seg.add(o.seg);
+    }
+}
+
+fn score(truth: &[(f64, f64)], pred: &[(f64, f64)], duration: f64) -> Score {
+    Score {
+        frame: frame_counts(truth, pred, duration),
+        seg: segment_match(truth, pred).0,
+    }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}", 100.0 * x)
+}
+
+/// Reference output per (file, mode): segments.
+fn reference(python: &Path, files: &[PathBuf], modes: &str) -> anyhow::Result<Reference> {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/reference/webrtcvad_example.py");
+    let mut out = BTreeMap::new();
+    for chunk in files.chunks(64) {
+        let o = Command::new(python)
+            .arg(&script)
+            .args(["--modes", modes])
+            .args(chunk)
+            .output()
+            .with_context(|| format!("run {}", python.display()))?;
+        anyhow::ensure!(
+            o.status.success(),
+            "reference failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        for line in o.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let v: serde_json::Value = serde_json::from_slice(line)?;
+            let file = v["file"].as_str().unwrap_or_default().to_owned();
+            let mode = v["mode"].as_u64().unwrap_or(0) as u8;
+            let segs = v["segments"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|p| (p[0].as_f64().unwrap_or(0.0), p[1].as_f64().unwrap_or(0.0)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.insert((file, mode), segs);
+        }
+    }
+    Ok(out)
+}
+
+fn evaluate(corpus: &Path, python: &Path, params: &Params) -> anyhow::Result<()> {
+    let truth = load_truth(corpus)?;
+    let ids: Vec<&String> = truth.keys().collect();
+    let mode = params.vad.mode;
+    println!(
+        "Corpus: {} files, {:.1} min of audio per condition. vadflow: engine {:?}, mode {mode}, frame {} ms, \
+         min_silence {:?}, min_speech {:?}, padding {:?}/{:?}. Reference: py-webrtcvad example.py \
+         (30 ms frames, 300 ms ring, 90 % trigger), same mode, and its best mode per condition.\n",
+        ids.len(),
+        duration_of(corpus, &ids)? / 60.0,
+        params.vad.engine,
+        params.vad.frame_ms,
+        params.segment.min_silence,
+        params.segment.min_speech,
+        params.segment.pad_start,
+        params.segment.pad_end,
+    );
+    println!(
+        "| condition | vadflow frame P / R / F1 | vadflow segment P / R / F1 | example.py (mode {mode}) frame F1 | example.py (mode {mode}) segment F1 | example.py best mode: segment F1 |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let (mut ours_all, mut ref_all) = (Score::default(), Score::default());
+    for cond in CONDITIONS {
+        let files: Vec<PathBuf> = ids
+            .iter()
+            .map(|id| corpus.join(cond).join(format!("{id}.wav")))
+            .collect();
+        let runs = parallel(&files, |p| run_file(p, params));
+        let refs = reference(python, &files, "0,1,2,3")?;
+        let mut ours = Score::default();
+        let mut theirs = [Score::default(); 4];
+        for ((id, path), run) in ids.iter().zip(&files).zip(runs) {
+            let run = run?;
+            let t = &truth[*id];
+            ours.add(score(t, &run.segments, run.duration));
+            for (m, s) in theirs.iter_mut().enumerate() {
+                let key = (path.display().to_string(), m as u8);
+                s.add(score(
+                    t,
+                    refs.get(&key).map_or(&[][..], |v| v),
+                    run.duration,
+                ));
+            }
+        }
+        let same = theirs[mode as usize];
+        let best = theirs.iter().map(|s| s.seg.f1()).fold(0.0, f64::max);
+        println!(
+            "| {cond} | {} / {} / {} | {} / {} / {} | {} | {} | {} |",
+            pct(ours.frame.precision()),
+            pct(ours.frame.recall()),
+            pct(ours.frame.f1()),
+            pct(ours.seg.precision()),
+            pct(ours.seg.recall()),
+            pct(ours.seg.f1()),
+            pct(same.frame.f1()),
+            pct(same.seg.f1()),
+            pct(best),
+        );
+        ours_all.add(ours);
+        ref_all.add(same);
+    }
+    println!(
+        "| **overall** | {} / {} / {} | {} / {} / {} | {} | {} | |",
+        pct(ours_all.frame.precision()),
+        pct(ours_all.frame.recall()),
+        pct(ours_all.frame.f1()),
+        pct(ours_all.seg.precision()),
+        pct(ours_all.seg.recall()),
+        pct(ours_all.seg.f1()),
+        pct(ref_all.frame.f1()),
+        pct(ref_all.seg.f1()),
+    );
+    Ok(())
+}
+
+fn duration_of(corpus: &Path, ids: &[&String]) -> anyhow::Result<f64> {
+    let mut total = 0.0;
+    for id in ids {
+        let len = std::fs::metadata(corpus.join("clean").join(format!("{id}.wav")))?.len();
+        total += (len.saturating_sub(44)) as f64 / 2.0 / f64::from(RATE);
+    }
+    Ok(total)
+}
+
+fn sweep(corpus: &Path, python: &Path, top: usize) -> anyhow::Result<()> {
+    let truth = load_truth(corpus)?;
+    let ids: Vec<&String> = truth.keys().collect();
+    // (overall segment F1, overall frame F1, worst per-condition margin over the reference, settings)
+    let mut results: Vec<(f64, f64, f64, String)> = Vec::new();
+    let all_files: Vec<PathBuf> = CONDITIONS
+        .iter()
+        .flat_map(|c| {
+            ids.iter()
+                .map(move |id| corpus.join(c).join(format!("{id}.wav")))
+        })
+        .collect();
+    let refs = reference(python, &all_files, "0,1,2,3")?;
+    for mode in 0..=3u8 {
+        // The reference's segment F1 per condition, at this mode.
+        let ref_f1: Vec<f64> = CONDITIONS
+            .iter()
+            .map(|c| {
+                let mut counts = Counts::default();
+                for id in &ids {
+                    let path = corpus
+                        .join(c)
+                        .join(format!("{id}.wav"))
+                        .display()
+                        .to_string();
+                    let pred = refs.get(&(path, mode)).map_or(&[][..], |v| v);
+                    counts.add(segment_match(&truth[*id], pred).0);
+                }
+                counts.f1()
+            })
+            .collect();
+        let mut params = Params::default();
+        params.vad.mode = mode;
+        // Scores depend only on the engine settings: compute them once per file and condition.
+        let jobs: Vec<(String, PathBuf)> = CONDITIONS
+            .iter()
+            .flat_map(|c| {
+                ids.iter()
+                    .map(move |id| ((*id).clone(), corpus.join(c).join(format!("{id}.wav"))))
+            })
+            .collect();
+        let runs = parallel(&jobs, |(_, p)| run_file(p, &params));
+        let runs: Vec<(String, Run)> = jobs
+            .into_iter()
+            .zip(runs)
+            .map(|((id, _), r)| r.map(|r| (id, r)))
+            .collect::<anyhow::Result<_>>()?;
+        let grid = itertools_product(
+            &[150u64, 300, 450],
+            &[0u64, 60, 120],
+            &[60u64, 150, 250],
+            &[30u64, 300, 450, 600, 750, 900],
+            &[0.3f32, 0.4, 0.5, 0.7, 0.9],
+        );
+        for (min_silence, pad, min_speech, smoothing, trigger) in grid {
+            {
+                {
+                    let seg = SegmentParams {
+                        min_silence: Duration::from_millis(min_silence),
+                        pad_start: Duration::from_millis(pad),
+                        pad_end: Duration::from_millis(pad),
+                        min_speech: Duration::from_millis(min_speech),
+                        smoothing: Duration::from_millis(smoothing),
+                        trigger,
+                        ..SegmentParams::default()
+                    };
+                    let mut total = Score::default();
+                    let mut per_condition = vec![Counts::default(); CONDITIONS.len()];
+                    for (i, (id, run)) in runs.iter().enumerate() {
+                        let segs = resegment(&run.scores, &seg, &params, run.duration);
+                        let sc = score(&truth[id], &segs, run.duration);
+                        per_condition[i / ids.len()].add(sc.seg);
+                        total.add(sc);
+                    }
+                    let margin = per_condition
+                        .iter()
+                        .zip(&ref_f1)
+                        .map(|(c, r)| c.f1() - r)
+                        .fold(f64::INFINITY, f64::min);
+                    results.push((
+                        total.seg.f1(),
+                        total.frame.f1(),
+                        margin,
+                        format!("mode {mode}, smoothing {smoothing} ms, trigger {trigger}, min_silence {min_silence} ms, padding {pad} ms, min_speech {min_speech} ms"),
+                    ));
+                }
+            }
+        }
+    }
+    // Settings that fall below the reference in some condition rank last.
+    results.sort_by(|a, b| {
+        (b.2 >= 0.0)
+            .cmp(&(a.2 >= 0.0))
+            .then(b.0.total_cmp(&a.0))
+            .then(b.2.total_cmp(&a.2))
+            .then(b.1.total_cmp(&a.1))
+    });
+    println!(
+        "| rank | segment F1 | frame F1 | worst margin over example.py (same mode), points | settings |\n|---|---|---|---|---|"
+    );
+    for (i, (seg, frame, margin, what)) in results.iter().take(top).enumerate() {
+        println!(
+            "| {} | {} | {} | {:+.1} | {what} |",
+            i + 1,
+            pct(*seg),
+            pct(*frame),
+            100.0 * margin
+        );
+    }
+    Ok(())
+}
+
+fn itertools_product(
+    a: &[u64],
+    b: &[u64],
+    c: &[u64],
+    d: &[u64],
+    e: &[f32],
+) -> Vec<(u64, u64, u64, u64, f32)> {
+    let mut out = Vec::new();
+    for &x in a {
+        for &y in b {
+            for &z in c {
+                for &w in d {
+                    for &v in e {
+                        out.push((x, y, z, w, v));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Runs the segmenter over stored frame scores.
+fn resegment(
+    scores: &[f32],
+    seg: &SegmentParams,
+    params: &Params,
+    duration: f64,
+) -> Vec<(f64, f64)> {
+    let rate = params.vad.sample_rate;
+    let mut s = Segmenter::new(seg, rate, params.vad.frame_len());
+    let mut out = Vec::new();
+    for &x in scores {
+        s.push(x);
+        out.extend(s.take_ready());
+    }
+    s.finish((duration * f64::from(rate)).round() as u64);
+    out.extend(s.take_ready());
+    out.iter()
+        .map(|g| {
+            (
+                g.start as f64 / f64::from(rate),
+                g.end as f64 / f64::from(rate),
+            )
+        })
+        .collect()
+}
+
+fn formats(corpus: &Path, params: &Params) -> anyhow::Result<()> {
+    let truth = load_truth(corpus)?;
+    let ids: Vec<&String> = truth.keys().collect();
+    let wavs: Vec<PathBuf> = ids
+        .iter()
+        .map(|id| corpus.join("clean").join(format!("{id}.wav")))
+        .collect();
+    let base: Vec<Run> = parallel(&wavs, |p| run_file(p, params))
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    println!(
+        "| format | files | segment F1 vs 16 kHz WAV | median boundary difference | duration difference (max) |"
+    );
+    println!("|---|---|---|---|---|");
+    for (suffix, _) in FORMATS {
+        let files: Vec<PathBuf> = ids
+            .iter()
+            .map(|id| corpus.join("formats").join(format!("{id}.{suffix}")))
+            .collect();
+        let runs = parallel(&files, |p| run_file(p, params));
+        let mut counts = Counts::default();
+        let mut errors = Vec::new();
+        let mut max_dur = 0.0f64;
+        for (run, b) in runs.into_iter().zip(&base) {
+            let run = run?;
+            let (c, e) = segment_match(&b.segments, &run.segments);
+            counts.add(c);
+            errors.extend(e);
+            max_dur = max_dur.max((run.duration - b.duration).abs());
+        }
+        println!(
+            "| {suffix} | {} | {} | {:.1} ms | {:.1} ms |",
+            files.len(),
+            pct(counts.f1()),
+            1000.0 * median(&mut errors),
+            1000.0 * max_dur
+        );
+    }
+    Ok(())
+}
