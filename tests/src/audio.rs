@@ -82,7 +82,10 @@ pub fn sentence(text: &str, voice: &str) -> Vec<i16> {
     );
     let path = cache_dir().join(name);
     if !path.exists() {
-        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+        // Unique per call: tests in one process may render the same sentence at once.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
         let status = Command::new("espeak-ng")
             .args(["-v", voice, "-s", "160", "-w"])
             .arg(&tmp)

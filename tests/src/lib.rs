@@ -9,6 +9,7 @@
 pub mod audio;
 pub mod corpus;
 pub mod eval;
+pub mod poison;
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
@@ -73,6 +74,23 @@ fn require_metadata_disabled() {
         Ok("true"),
         "run the tests with AWS_EC2_METADATA_DISABLED=true (tests/run.sh sets it)"
     );
+}
+
+/// Path of a workspace binary (`worker`, `producer`), built by `cargo test` alongside the tests.
+pub fn bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (tests/run.sh), which builds it",
+        path.display()
+    );
+    path
 }
 
 /// A row of `audio_files`.

@@ -13,10 +13,9 @@ async fn corrupt_missing_and_malformed_jobs_are_dead_lettered() {
     let good = compose(&SENTENCES[0..1], &[0.5, 0.5]);
     ctx.put(&format!("{}good.wav", ctx.prefix), good.wav())
         .await;
-    // Corrupt: a WAV header followed by noise-like garbage of the wrong shape.
+    // Corrupt: a WAV file cut off inside its format chunk.
     let mut corrupt = good.wav();
-    corrupt.truncate(100);
-    corrupt[20] = 0x55; // bogus format tag
+    corrupt.truncate(30);
     ctx.put(&format!("{}corrupt.wav", ctx.prefix), corrupt)
         .await;
     let now = Utc::now() - Duration::minutes(10);

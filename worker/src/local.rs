@@ -391,6 +391,7 @@ pub fn run(args: &LocalArgs, shutdown: &CancellationToken) -> anyhow::Result<Loc
                 manifest.files.insert(rel, entry);
             }
             manifest.save(&args.out)?;
+            tracing::debug!(recorded = manifest.files.len(), "manifest saved");
         }
         Ok(())
     })?;

@@ -86,6 +86,7 @@ impl Decoder {
         limits: &Limits,
         preferred_rate: u32,
     ) -> Result<Decoder, Failure> {
+        let source = super::guard::guard(source, limits)?;
         let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
         let mut hint = Hint::new();
         if let Some(ext) = extension {
@@ -99,9 +100,13 @@ impl Decoder {
                 MetadataOptions::default(),
             )
             .map_err(|e| match e {
-                SymErr::Unsupported(_) => {
+                SymErr::Unsupported(what) if what.contains("no suitable format reader") => {
                     invalid("not a recognised audio format (no known container signature)")
                 }
+                SymErr::Unsupported(what) if what.contains("unsupported") => {
+                    Failure::new(Reason::UnsupportedCodec, format!("unsupported: {what}"))
+                }
+                SymErr::Unsupported(what) => invalid(format!("not valid audio: {what}")),
                 other => from_symphonia(other),
             })?;
         let track = format

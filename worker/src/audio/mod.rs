@@ -5,6 +5,7 @@
 //! distributed worker and local mode.
 
 pub mod decode;
+pub mod guard;
 pub mod pipeline;
 pub mod render;
 pub mod resample;
