@@ -28,6 +28,12 @@ pub const RETRY_LEVELS: u32 = 6;
 /// Broker-side backstop: a job delivered this many times is dead-lettered by the broker even if
 /// no worker ever finished it (for instance because every attempt crashed the worker).
 pub const DELIVERY_LIMIT: i64 = 20;
+/// Delivery limit of the dead-letter queues. RabbitMQ 4 gives every quorum queue a default limit
+/// of 20 and counts the returns of `producer dlq list` (which reads without acking) toward it; a
+/// dead-letter queue has nowhere to send a message past its limit, so it would be dropped. `-1`
+/// (unlimited on 4.x) drops a message at its first return on 3.x, so the limit is just very
+/// large instead.
+pub const DEAD_LETTER_DELIVERY_LIMIT: i64 = 1_000_000;
 
 /// Header names used on jobs and dead letters. The attempt counter is ours, not the broker's.
 pub mod headers {
@@ -44,6 +50,8 @@ pub mod headers {
     /// First and last failure, milliseconds since the Unix epoch.
     pub const FIRST_FAILURE_MS: &str = "x-vadflow-first-failure-ms";
     pub const LAST_FAILURE_MS: &str = "x-vadflow-last-failure-ms";
+    /// Times the job was replayed from the dead-letter queue (`producer dlq replay`).
+    pub const REPLAYS: &str = "x-vadflow-replays";
 }
 
 /// Names and declaration of every exchange and queue vadflow uses.
@@ -170,7 +178,7 @@ impl Topology {
         self.queue(
             ch,
             &self.dead_letter_queue(),
-            quorum_args(),
+            dead_letter_queue_args(),
             &self.dead_exchange(),
             DEAD_ROUTING_KEY,
         )
@@ -204,7 +212,7 @@ impl Topology {
         self.queue(
             ch,
             &self.results_dead_queue(),
-            quorum_args(),
+            dead_letter_queue_args(),
             &self.dead_exchange(),
             RESULT_ROUTING_KEY,
         )
@@ -247,6 +255,15 @@ fn long(s: &str) -> AMQPValue {
 fn quorum_args() -> FieldTable {
     let mut t = FieldTable::default();
     t.insert("x-queue-type".into(), long("quorum"));
+    t
+}
+
+fn dead_letter_queue_args() -> FieldTable {
+    let mut t = quorum_args();
+    t.insert(
+        "x-delivery-limit".into(),
+        AMQPValue::LongLongInt(DEAD_LETTER_DELIVERY_LIMIT),
+    );
     t
 }
 

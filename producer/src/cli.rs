@@ -30,6 +30,55 @@ pub enum Command {
     Enqueue(EnqueueArgs),
     /// Run the result writer: the single consumer that writes result events to the database.
     Collect(CollectArgs),
+    /// Inspect, replay or empty the dead-letter queue.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Show dead letters (they stay in the queue): id, reason, attempts, failure time, object.
+    List(DlqListArgs),
+    /// Republish dead letters to the work queue; each leaves the dead-letter queue only after
+    /// the broker confirmed its copy.
+    Replay(DlqReplayArgs),
+    /// Delete every dead letter, after a confirmation prompt (or --yes).
+    Purge(DlqPurgeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DlqListArgs {
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+    /// Show at most this many dead letters.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Print JSON (one array) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqReplayArgs {
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Ids of the dead letters to replay, as `dlq list` shows them.
+    #[arg(value_name = "ID", conflicts_with = "all")]
+    pub ids: Vec<String>,
+    /// Replay every dead letter present now.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqPurgeArgs {
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

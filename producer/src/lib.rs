@@ -3,11 +3,12 @@
 pub mod cli;
 pub mod collect;
 pub mod db;
+pub mod dlq;
 pub mod enqueue;
 pub mod register;
 pub mod when;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, DlqCommand};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
@@ -36,6 +37,37 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
         }
         Command::Collect(args) => {
             collect::run(&args, shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dlq(DlqCommand::List(args)) => {
+            let (depth, letters) = dlq::list(&args).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&letters)?);
+            } else {
+                dlq::print_table(&args.amqp.topology()?.dead_letter_queue(), depth, &letters);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dlq(DlqCommand::Replay(args)) => {
+            let report = dlq::replay(&args, &shutdown).await?;
+            println!(
+                "dlq replay: replayed={} failed={} not_found={}",
+                report.replayed,
+                report.failed,
+                report.not_found.len()
+            );
+            for id in &report.not_found {
+                eprintln!("not in the dead-letter queue: {id}");
+            }
+            Ok(if report.failed > 0 || !report.not_found.is_empty() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Dlq(DlqCommand::Purge(args)) => {
+            let purged = dlq::purge(&args).await?;
+            println!("dlq purge: purged={purged}");
             Ok(ExitCode::SUCCESS)
         }
     }
