@@ -55,7 +55,8 @@ pub fn init(service: &'static str) -> anyhow::Result<Telemetry> {
                 tracing_subscriber::fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(false)
+                    // The job span (job_id, bucket, key, attempt) goes on every line inside it.
+                    .with_current_span(true)
                     .with_span_list(false)
                     .with_writer(std::io::stderr),
             )

@@ -52,6 +52,8 @@ pub mod headers {
     pub const LAST_FAILURE_MS: &str = "x-vadflow-last-failure-ms";
     /// Times the job was replayed from the dead-letter queue (`producer dlq replay`).
     pub const REPLAYS: &str = "x-vadflow-replays";
+    /// On a replayed job: the id of the dead letter it was replayed from.
+    pub const REPLAY_OF: &str = "x-vadflow-replay-of";
 }
 
 /// Names and declaration of every exchange and queue vadflow uses.

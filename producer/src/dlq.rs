@@ -3,7 +3,8 @@
 //! Listing takes messages with `basic.get` without acking them and closes the channel, which
 //! returns every one of them to the queue untouched. Replay republishes a dead letter to the work
 //! exchange with publisher confirms and acks (removes) it only after the confirm arrived, so a
-//! crash in between leaves a duplicate job, never a lost one.
+//! crash in between leaves a duplicate job, never a lost one. A replayed job gets a new job id,
+//! so its attempts and result rows are its own; the dead letter's id goes in a header.
 
 use crate::cli::{DlqListArgs, DlqPurgeArgs, DlqReplayArgs};
 use anyhow::Context;
@@ -19,7 +20,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use tokio_util::sync::CancellationToken;
 use vadflow_common::amqp::{self, check_confirmation};
 use vadflow_common::topology::{
-    JOB_ROUTING_KEY, Topology, header_i64, header_str, headers, set_header_i64,
+    JOB_ROUTING_KEY, Topology, header_i64, header_str, headers, set_header_i64, set_header_str,
 };
 use vadflow_common::{Job, wire};
 
@@ -216,6 +217,7 @@ fn replay_headers(old: Option<&FieldTable>) -> FieldTable {
                 || name == headers::FIRST_FAILURE_MS
                 || name == headers::LAST_FAILURE_MS
                 || name == headers::REPLAYS
+                || name == headers::REPLAY_OF
                 || name.starts_with("x-death")
                 || name.starts_with("x-first-death")
                 || name.starts_with("x-last-death")
@@ -258,6 +260,18 @@ pub async fn replay(
                 continue; // stays unacked, returns to the queue on close
             }
             found.insert(letter.id.clone());
+            // A replay is a new job (new id, fresh attempts, its own result rows) for the same
+            // object; its results land in the same deterministic place. A message that is not a
+            // readable job is replayed as it is, and fails again the same way.
+            let (payload, job_id) = match rmp_serde::from_slice::<Job>(&d.data) {
+                Ok(mut job) if d.data.len() <= wire::MAX_MESSAGE_BYTES => {
+                    job.job_id = uuid::Uuid::now_v7().to_string();
+                    (job.encode(), Some(job.job_id))
+                }
+                _ => (d.data.clone(), None),
+            };
+            let mut h = replay_headers(d.properties.headers().as_ref());
+            set_header_str(&mut h, headers::REPLAY_OF, &letter.id);
             let props = BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_content_type(
@@ -266,9 +280,10 @@ pub async fn replay(
                         .clone()
                         .unwrap_or_else(|| ShortString::from(wire::CONTENT_TYPE)),
                 )
-                .with_headers(replay_headers(d.properties.headers().as_ref()));
-            let props = match d.properties.message_id() {
-                Some(id) => props.with_message_id(id.clone()),
+                .with_headers(h);
+            let message_id = job_id.or_else(|| d.properties.message_id().as_ref().map(|m| m.to_string()));
+            let props = match message_id.and_then(|id| ShortString::try_new(id).ok()) {
+                Some(id) => props.with_message_id(id),
                 None => props,
             };
             let exchange = dlq.topology.work_exchange();
@@ -281,7 +296,7 @@ pub async fn replay(
                         mandatory: true,
                         ..Default::default()
                     },
-                    &d.data,
+                    &payload,
                     props,
                 )
                 .await?

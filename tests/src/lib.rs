@@ -10,6 +10,7 @@ pub mod audio;
 pub mod corpus;
 pub mod eval;
 pub mod poison;
+pub mod proxy;
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
@@ -295,12 +296,15 @@ impl TestCtx {
             max_attempts: 3,
             shutdown_timeout: Duration::from_secs(20),
             fetch_idle_timeout: Duration::from_secs(10),
+            amqp_url: self.stack.amqp_url.clone(),
+            s3: self.stack.s3.clone(),
+            readiness: vadflow_worker::consumer::Readiness::default(),
         }
     }
 
     /// Starts a worker in this process.
     pub async fn spawn_worker(&self, setup: WorkerSetup) -> Running {
-        let s3 = self.stack.s3.client().await.expect("S3 client");
+        let s3 = setup.s3.client().await.expect("S3 client");
         let jobs = Arc::new(vadflow_worker::job::JobContext {
             s3,
             results_bucket: BUCKET.into(),
@@ -312,7 +316,7 @@ impl TestCtx {
             bytes_out: Default::default(),
         });
         let config = vadflow_worker::consumer::ConsumerConfig {
-            amqp_url: self.stack.amqp_url.clone(),
+            amqp_url: setup.amqp_url.clone(),
             topology: self.topology.clone(),
             worker_id: format!("test-worker-{}", self.id),
             concurrency: setup.concurrency,
@@ -324,7 +328,7 @@ impl TestCtx {
         let handle = tokio::spawn(vadflow_worker::consumer::run(
             config,
             jobs,
-            vadflow_worker::consumer::Readiness::default(),
+            setup.readiness.clone(),
             token.clone(),
         ));
         Running { token, handle }
@@ -403,6 +407,70 @@ impl TestCtx {
         (conn, out)
     }
 
+    /// The environment of a `producer` or `worker` process for this test: its broker, schema,
+    /// queue prefix, S3 and results location; JSON logs.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let s3 = &self.stack.s3;
+        vec![
+            ("AMQP_URL", self.stack.amqp_url.clone()),
+            ("DATABASE_URL", self.stack.database_url.clone()),
+            ("VADFLOW_QUEUE_PREFIX", self.amqp.queue_prefix.clone()),
+            ("VADFLOW_RETRY_BASE", "200ms".into()),
+            ("VADFLOW_DB_SCHEMA", self.db.db_schema.clone()),
+            ("AWS_ENDPOINT_URL", s3.endpoint.clone().unwrap_or_default()),
+            ("AWS_REGION", s3.region.clone()),
+            ("AWS_ACCESS_KEY_ID", s3.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", s3.secret_access_key.clone()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("VADFLOW_RESULTS_BUCKET", BUCKET.into()),
+            ("VADFLOW_RESULTS_PREFIX", self.results_prefix.clone()),
+            ("LOG_FORMAT", "json".into()),
+            ("RUST_LOG", "info".into()),
+        ]
+    }
+
+    /// A `producer` or `worker` process for this test, with [`TestCtx::env`] and nothing else
+    /// inherited but `PATH`.
+    pub fn command(&self, binary: &str) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(bin(binary));
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        c
+    }
+
+    /// Runs `producer <args>` to completion; returns its exit code, stdout and stderr.
+    pub async fn producer(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let out = tokio::time::timeout(DEADLINE, self.command("producer").args(args).output())
+            .await
+            .unwrap_or_else(|_| panic!("producer {args:?} did not finish"))
+            .expect("run producer");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Publishes jobs straight to the work exchange, with confirms.
+    pub async fn publish_jobs(&self, jobs: &[vadflow_common::Job]) {
+        let (conn, ch) = self.channel().await;
+        for job in jobs {
+            vadflow_common::amqp::publish_confirmed(
+                &ch,
+                &self.topology.work_exchange(),
+                vadflow_common::topology::JOB_ROUTING_KEY,
+                &job.encode(),
+                vadflow_common::amqp::message_properties(&job.job_id, FieldTable::default()),
+            )
+            .await
+            .expect("publish job");
+        }
+        let _ = conn.close(200, "done".into()).await;
+    }
+
     /// Deletes the test's queues, exchanges and schema. Objects stay under the test's prefix.
     pub async fn cleanup(self) {
         let (conn, ch) = self.channel().await;
@@ -436,6 +504,11 @@ pub struct WorkerSetup {
     pub max_attempts: u32,
     pub shutdown_timeout: Duration,
     pub fetch_idle_timeout: Duration,
+    /// The broker URL the worker uses (point it at a [`proxy::Proxy`] to inject faults).
+    pub amqp_url: String,
+    /// The worker's S3 settings.
+    pub s3: vadflow_common::s3::S3Args,
+    pub readiness: vadflow_worker::consumer::Readiness,
 }
 
 /// Speech intervals of a `segments.json` document.

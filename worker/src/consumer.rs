@@ -9,7 +9,6 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use lapin::types::{FieldTable, ShortString};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -43,15 +42,28 @@ struct Shared {
 }
 
 /// Readiness: true while connected and consuming, false while reconnecting or draining.
-#[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+/// Health endpoints read it; tests wait on its changes.
+#[derive(Debug, Clone)]
+pub struct Readiness(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Readiness {
+    fn default() -> Readiness {
+        Readiness(Arc::new(tokio::sync::watch::Sender::new(false)))
+    }
+}
 
 impl Readiness {
     pub fn get(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        *self.0.borrow()
     }
     fn set(&self, v: bool) {
-        self.0.store(v, Ordering::Relaxed);
+        self.0.send_replace(v);
+    }
+    /// Waits until readiness equals `want`.
+    pub async fn wait_for(&self, want: bool) {
+        let mut rx = self.0.subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = rx.wait_for(|v| *v == want).await;
     }
 }
 
@@ -202,6 +214,7 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
     }
     let span = tracing::info_span!("job", job_id = %job.job_id, bucket = %job.bucket, key = %job.key, attempt);
     let started = std::time::Instant::now();
+    tracing::debug!(parent: &span, "job started");
     match tracing::Instrument::instrument(job::run(shared.jobs.clone(), &job), span.clone()).await {
         Ok(done) => {
             let event = done_event(shared, &job, attempt, &done);
