@@ -108,6 +108,15 @@ async fn handle(
                 tracing::debug!(job_id = %event.job_id, outcome = event.outcome.as_str(), changed, "result recorded");
                 break;
             }
+            Err(e) if is_permanent(&e) => {
+                // Retrying cannot help, and would hold up every event behind this one.
+                tracing::error!(job_id = %event.job_id, error = format!("{e:#}"), "result event cannot be stored; dead-lettering it");
+                delivery
+                    .reject(BasicRejectOptions { requeue: false })
+                    .await
+                    .context("reject unstorable result event")?;
+                return Ok(());
+            }
             Err(e) => {
                 let delay = backoff.next_delay();
                 tracing::warn!(job_id = %event.job_id, error = format!("{e:#}"), retry_in_ms = delay.as_millis() as u64, "cannot record result; retrying");
@@ -129,8 +138,48 @@ async fn handle(
     Ok(())
 }
 
+/// Whether a database error is about the data itself (SQLSTATE class 22, data exception, or 23,
+/// integrity constraint violation), so that storing the same event again would fail again.
+/// Everything else (connections, restarts, serialization, resources) is worth retrying.
+pub fn is_permanent(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<sqlx::Error>())
+        .any(|e| match e {
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|c| c.starts_with("22") || c.starts_with("23")),
+            sqlx::Error::Encode(_) | sqlx::Error::ColumnDecode { .. } => true,
+            _ => false,
+        })
+}
+
+/// Text for PostgreSQL, which cannot store NUL in text columns. Such a string never matches a
+/// row (rows cannot hold it either), so the replacement loses nothing.
+fn pg_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 /// Records `event` once and updates the file's row. Returns whether anything changed.
 pub async fn apply(pool: &PgPool, event: &ResultEvent) -> anyhow::Result<bool> {
+    let mut event = event.clone();
+    for field in [
+        &mut event.job_id,
+        &mut event.bucket,
+        &mut event.key,
+        &mut event.worker_id,
+    ] {
+        *field = pg_text(field).into_owned();
+    }
+    event.error = event.error.as_deref().map(|e| pg_text(e).into_owned());
+    event.results_prefix = event
+        .results_prefix
+        .as_deref()
+        .map(|e| pg_text(e).into_owned());
+    let event = &event;
     let mut tx = pool.begin().await.context("begin transaction")?;
     let file_id: Option<i64> = match event.file_id {
         Some(id) => {
@@ -228,4 +277,23 @@ pub async fn apply(pool: &PgPool, event: &ResultEvent) -> anyhow::Result<bool> {
         > 0;
     tx.commit().await.context("commit result")?;
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_is_replaced_for_postgres_text() {
+        assert_eq!(pg_text("a\0b"), "a\u{FFFD}b");
+        assert!(matches!(pg_text("plain"), std::borrow::Cow::Borrowed("plain")));
+    }
+
+    #[test]
+    fn only_data_errors_are_permanent() {
+        let io = anyhow::Error::new(sqlx::Error::PoolTimedOut).context("begin transaction");
+        assert!(!is_permanent(&io));
+        let encode = anyhow::Error::new(sqlx::Error::Encode("bad".into()));
+        assert!(is_permanent(&encode));
+    }
 }

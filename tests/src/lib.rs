@@ -11,6 +11,7 @@ pub mod corpus;
 pub mod eval;
 pub mod poison;
 pub mod proxy;
+pub mod s3fault;
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
