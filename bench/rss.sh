@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Peak memory of one job: the worker's peak RSS (VmHWM) on a 1-hour and a 10-hour FLAC input
+# (16 kHz mono speech), each processed by a fresh worker process through the real RabbitMQ, S3
+# server and PostgreSQL; then the same for local mode (`worker vad`). Prints the figures and the
+# 10 h / 1 h ratio.
+#   bench/rss.sh [HOURS...]        (default: 1 10)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+. deploy/local/env.sh
+deploy/local/up.sh >/dev/null
+hours=("$@")
+[ ${#hours[@]} -gt 0 ] || hours=(1 10)
+
+export VADFLOW_QUEUE_PREFIX=vadflow-bench-rss
+export VADFLOW_DB_SCHEMA=vadflow_bench_rss
+export VADFLOW_RESULTS_BUCKET=vadflow-bench
+export VADFLOW_RESULTS_PREFIX=results/
+export LOG_FORMAT=json RUST_LOG=warn
+cargo build --release --locked -q -p vadflow-producer -p vadflow-worker -p vadflow-tests --bins
+bin="$root/target/release"
+work="$root/.local/bench-rss"
+mkdir -p "$work"
+
+# About 12 s of speech with pauses, repeated to the length wanted.
+if [ ! -f "$work/base.wav" ]; then
+  espeak-ng -v en-us -s 160 -w "$work/a.wav" "The quarterly report is due on Friday, so please send me your figures."
+  espeak-ng -v en-us -s 150 -w "$work/b.wav" "Thank you for calling. Your call is important to us."
+  sox "$work/a.wav" "$work/b.wav" -r 16000 -c 1 "$work/base.wav" pad 0.8 1.5
+fi
+base_s="$(soxi -D "$work/base.wav")"
+
+vmhwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+
+for h in "${hours[@]}"; do
+  in="$work/in-${h}h"
+  file="$in/speech-${h}h.flac"
+  if [ ! -f "$file" ]; then
+    mkdir -p "$in"
+    reps="$(python3 -c "import math; print(max(0, math.ceil($h * 3600 / $base_s) - 1))")"
+    sox "$work/base.wav" "$file" repeat "$reps"
+  fi
+  dur="$(soxi -D "$file")"
+  size="$(stat -c %s "$file")"
+
+  "$bin/vadflow-demo" reset >/dev/null
+  "$bin/producer" migrate
+  "$bin/producer" register --from "$in" "s3://$VADFLOW_RESULTS_BUCKET/rss-${h}h/" >/dev/null
+  "$bin/producer" enqueue --since 1h >/dev/null
+  "$bin/producer" collect >"$work/collect.log" 2>&1 &
+  collect=$!
+  "$bin/worker" --concurrency 1 >"$work/worker-${h}h.log" 2>&1 &
+  worker=$!
+  start=$(date +%s.%N)
+  "$bin/vadflow-demo" wait --timeout-s 7200 >/dev/null
+  end=$(date +%s.%N)
+  peak="$(vmhwm_kib "$worker")"
+  kill -TERM "$worker" "$collect"
+  wait "$worker" "$collect" || true
+  status="$(psql "$DATABASE_URL" -Atc "SELECT status FROM $VADFLOW_DB_SCHEMA.audio_files")"
+  printf 'distributed %3sh: audio %.0f s, %s MB FLAC, status %s, wall %.1f s, worker peak RSS %.1f MiB\n' \
+    "$h" "$dur" "$((size / 1000000))" "$status" "$(echo "$end - $start" | bc)" "$(echo "$peak / 1024" | bc -l)"
+  echo "$h $peak" >>"$work/distributed.txt.new"
+
+  out="$(mktemp -d)"
+  /usr/bin/time -f '%M' -o "$work/time.txt" "$bin/worker" vad "$file" --out "$out" >/dev/null 2>&1
+  local_peak="$(tail -1 "$work/time.txt")"
+  rm -rf "$out"
+  printf 'local       %3sh: worker vad peak RSS %.1f MiB\n' "$h" "$(echo "$local_peak / 1024" | bc -l)"
+  echo "$h $local_peak" >>"$work/local.txt.new"
+done
+
+for mode in distributed local; do
+  mv "$work/$mode.txt.new" "$work/$mode.txt"
+  awk -v mode="$mode" 'NR == 1 {first = $2; h1 = $1} END {
+    if (NR > 1) printf "%s: peak RSS %sh / %sh = %.3f\n", mode, $1, h1, $2 / first }' "$work/$mode.txt"
+done
