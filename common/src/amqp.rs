@@ -28,14 +28,30 @@ pub enum PublishError {
 ///
 /// Errors never include the password of `url`.
 pub async fn connect(url: &str, name: &str) -> Result<Connection, ConnectError> {
+    connect_tls(url, None, name).await
+}
+
+/// Like [`connect`], trusting the certificate authorities in `ca_pem` (PEM) for `amqps://`
+/// instead of the system's.
+pub async fn connect_tls(
+    url: &str,
+    ca_pem: Option<&str>,
+    name: &str,
+) -> Result<Connection, ConnectError> {
     let props = ConnectionProperties::default()
         .with_connection_name(LongString::from(name.as_bytes().to_vec()));
-    Connection::connect(url, props)
+    let err = |source| ConnectError {
+        url: redact_url(url),
+        source,
+    };
+    let tls = lapin::tcp::OwnedTLSConfig {
+        identity: None,
+        cert_chain: ca_pem.map(str::to_owned),
+    };
+    let runtime = lapin::runtime::default_runtime().map_err(err)?;
+    Connection::connect_with_config(url, props, tls, runtime)
         .await
-        .map_err(|source| ConnectError {
-            url: redact_url(url),
-            source,
-        })
+        .map_err(err)
 }
 
 /// A failed connection attempt, naming the (redacted) URL.

@@ -15,12 +15,27 @@ pub struct AmqpArgs {
     #[arg(long, env = "VADFLOW_QUEUE_PREFIX", default_value = "vadflow")]
     pub queue_prefix: String,
 
+    /// PEM file of the certificate authorities to trust for amqps:// (default: the system's).
+    #[arg(long, env = "VADFLOW_AMQP_CA_FILE", value_name = "PEM")]
+    pub amqp_ca_file: Option<std::path::PathBuf>,
+
     /// Delay before the first retry of a transiently failed job; each further retry waits 4× longer.
     #[arg(long, env = "VADFLOW_RETRY_BASE", default_value = "1s", value_parser = parse_duration)]
     pub retry_base: Duration,
 }
 
 impl AmqpArgs {
+    /// The trusted CA certificates for amqps://, read from `--amqp-ca-file` (fails fast).
+    pub fn ca_pem(&self) -> anyhow::Result<Option<String>> {
+        self.amqp_ca_file
+            .as_ref()
+            .map(|path| {
+                std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("read --amqp-ca-file {}: {e}", path.display()))
+            })
+            .transpose()
+    }
+
     pub fn topology(&self) -> anyhow::Result<Topology> {
         Topology::new(&self.queue_prefix, self.retry_base).map_err(anyhow::Error::msg)
     }

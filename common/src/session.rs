@@ -38,12 +38,13 @@ impl Session {
     /// `queue` (qos before consume, so the broker never sends more than `prefetch` unacked).
     pub async fn open(
         url: &str,
+        ca_pem: Option<&str>,
         name: &str,
         topology: &Topology,
         queue: &str,
         prefetch: u16,
     ) -> Result<Session, SessionError> {
-        let conn = amqp::connect(url, name).await?;
+        let conn = amqp::connect_tls(url, ca_pem, name).await?;
         let setup = |source| SessionError::Setup {
             queue: queue.to_owned(),
             source,

@@ -30,9 +30,22 @@ pub enum Command {
     Enqueue(EnqueueArgs),
     /// Run the result writer: the single consumer that writes result events to the database.
     Collect(CollectArgs),
+    /// Show file counts by status and the depth of every queue.
+    Status(StatusArgs),
     /// Inspect, replay or empty the dead-letter queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

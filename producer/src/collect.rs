@@ -19,11 +19,12 @@ pub async fn run(args: &CollectArgs, shutdown: CancellationToken) -> anyhow::Res
     let topology = args.amqp.topology()?;
     let pool = args.db.connect().await?;
     let queue = topology.results_queue();
+    let ca_pem = args.amqp.ca_pem()?;
     let mut backoff = Backoff::new();
     loop {
         let session = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            s = Session::open(&args.amqp.amqp_url, "vadflow-collect", &topology, &queue, args.prefetch) => s,
+            s = Session::open(&args.amqp.amqp_url, ca_pem.as_deref(), "vadflow-collect", &topology, &queue, args.prefetch) => s,
         };
         let mut session = match session {
             Ok(s) => s,
@@ -286,7 +287,10 @@ mod tests {
     #[test]
     fn nul_is_replaced_for_postgres_text() {
         assert_eq!(pg_text("a\0b"), "a\u{FFFD}b");
-        assert!(matches!(pg_text("plain"), std::borrow::Cow::Borrowed("plain")));
+        assert!(matches!(
+            pg_text("plain"),
+            std::borrow::Cow::Borrowed("plain")
+        ));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
 use tokio_util::sync::CancellationToken;
 use vadflow_common::amqp::{self, check_confirmation};
+use vadflow_common::config::AmqpArgs;
 use vadflow_common::topology::{
     JOB_ROUTING_KEY, Topology, header_i64, header_str, headers, set_header_i64, set_header_str,
 };
@@ -94,8 +95,11 @@ struct Dlq {
 }
 
 impl Dlq {
-    async fn open(amqp_url: &str, topology: Topology, confirms: bool) -> anyhow::Result<Dlq> {
-        let conn = amqp::connect(amqp_url, "vadflow-producer dlq").await?;
+    async fn open(amqp: &AmqpArgs, confirms: bool) -> anyhow::Result<Dlq> {
+        let topology = amqp.topology()?;
+        let ca_pem = amqp.ca_pem()?;
+        let conn =
+            amqp::connect_tls(&amqp.amqp_url, ca_pem.as_deref(), "vadflow-producer dlq").await?;
         let ch = if confirms {
             amqp::confirm_channel(&conn).await
         } else {
@@ -147,7 +151,7 @@ impl Dlq {
 
 /// Lists up to `limit` dead letters, leaving them all in the queue.
 pub async fn list(args: &DlqListArgs) -> anyhow::Result<(u32, Vec<DeadLetter>)> {
-    let dlq = Dlq::open(&args.amqp.amqp_url, args.amqp.topology()?, false).await?;
+    let dlq = Dlq::open(&args.amqp, false).await?;
     let depth = dlq.depth().await?;
     let mut letters = Vec::new();
     let result = async {
@@ -243,7 +247,7 @@ pub async fn replay(
         "name the dead letters to replay (ids from `producer dlq list`) or pass --all"
     );
     let pool = args.db.connect().await?;
-    let dlq = Dlq::open(&args.amqp.amqp_url, args.amqp.topology()?, true).await?;
+    let dlq = Dlq::open(&args.amqp, true).await?;
     let wanted: HashSet<&str> = args.ids.iter().map(String::as_str).collect();
     let mut found: HashSet<String> = HashSet::new();
     let mut report = ReplayReport::default();
@@ -342,9 +346,8 @@ pub async fn replay(
 
 /// Empties the dead-letter queue, after a confirmation prompt unless `--yes`.
 pub async fn purge(args: &DlqPurgeArgs) -> anyhow::Result<u32> {
-    let topology = args.amqp.topology()?;
-    let queue = topology.dead_letter_queue();
-    let dlq = Dlq::open(&args.amqp.amqp_url, topology, false).await?;
+    let queue = args.amqp.topology()?.dead_letter_queue();
+    let dlq = Dlq::open(&args.amqp, false).await?;
     let depth = dlq.depth().await?;
     if !args.yes {
         let stdin = std::io::stdin();

@@ -105,7 +105,9 @@ pub async fn run(
         return Ok(report);
     }
 
-    let conn = amqp::connect(&args.amqp.amqp_url, "vadflow-producer").await?;
+    let ca_pem = args.amqp.ca_pem()?;
+    let conn =
+        amqp::connect_tls(&args.amqp.amqp_url, ca_pem.as_deref(), "vadflow-producer").await?;
     let ch = amqp::confirm_channel(&conn)
         .await
         .context("open AMQP channel")?;

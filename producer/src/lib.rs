@@ -6,6 +6,7 @@ pub mod db;
 pub mod dlq;
 pub mod enqueue;
 pub mod register;
+pub mod status;
 pub mod when;
 
 use cli::{Cli, Command, DlqCommand};
@@ -37,6 +38,15 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
         }
         Command::Collect(args) => {
             collect::run(&args, shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status(args) => {
+            let status = status::run(&args).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                status::print_table(&args.db.db_schema, &status);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Dlq(DlqCommand::List(args)) => {

@@ -154,6 +154,7 @@ impl TestCtx {
         let amqp = AmqpArgs {
             amqp_url: stack.amqp_url.clone(),
             queue_prefix: format!("t-{id}"),
+            amqp_ca_file: None,
             retry_base: Duration::from_millis(200),
         };
         let topology = amqp.topology().expect("valid test topology");
@@ -318,6 +319,7 @@ impl TestCtx {
         });
         let config = vadflow_worker::consumer::ConsumerConfig {
             amqp_url: setup.amqp_url.clone(),
+            amqp_ca_pem: None,
             topology: self.topology.clone(),
             worker_id: format!("test-worker-{}", self.id),
             concurrency: setup.concurrency,

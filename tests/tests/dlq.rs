@@ -89,6 +89,30 @@ async fn dead_letters_are_listed_replayed_and_purged() {
     assert_ne!(jobs[0].0, jobs[1].0);
     assert_eq!(jobs[0].0, late_id);
 
+    // status: counts by state from the database, depths from the broker.
+    let (code, out, err) = ctx.producer(&["status", "--json"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).expect("status JSON");
+    assert_eq!(status["files"]["done"], 1, "{status}");
+    assert_eq!(status["files"]["failed"], 1, "{status}");
+    assert_eq!(status["files"]["total"], 2, "{status}");
+    let depth = |name: String| {
+        status["queues"]
+            .as_array()
+            .expect("queues")
+            .iter()
+            .find(|q| q["queue"] == name.as_str())
+            .map(|q| q["messages"].clone())
+    };
+    assert_eq!(depth(ctx.topology.dead_letter_queue()), Some(1.into()));
+    assert_eq!(depth(ctx.topology.work_queue()), Some(0.into()));
+    let (code, table, _) = ctx.producer(&["status"]).await;
+    assert_eq!(code, Some(0));
+    assert!(
+        table.contains("failed") && table.contains(&ctx.topology.dead_letter_queue()),
+        "{table}"
+    );
+
     // purge: refused without a terminal or --yes, then done with --yes.
     let (code, _, err) = ctx.producer(&["dlq", "purge"]).await;
     assert_ne!(code, Some(0));

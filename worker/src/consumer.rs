@@ -26,6 +26,8 @@ use vadflow_common::{Failure, Job, Reason, Retry};
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     pub amqp_url: String,
+    /// Trusted CA certificates (PEM) for amqps://, instead of the system's.
+    pub amqp_ca_pem: Option<String>,
     pub topology: Topology,
     pub worker_id: String,
     pub concurrency: usize,
@@ -88,7 +90,7 @@ pub async fn run(
     'connect: while !shutdown.is_cancelled() {
         let opened = tokio::select! {
             _ = shutdown.cancelled() => break,
-            s = Session::open(&cfg.amqp_url, &name, &cfg.topology, &queue, cfg.prefetch) => s,
+            s = Session::open(&cfg.amqp_url, cfg.amqp_ca_pem.as_deref(), &name, &cfg.topology, &queue, cfg.prefetch) => s,
         };
         let mut session = match opened {
             Ok(s) => s,

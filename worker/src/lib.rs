@@ -45,6 +45,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     });
     let config = consumer::ConsumerConfig {
         amqp_url: args.amqp.amqp_url.clone(),
+        amqp_ca_pem: args.amqp.ca_pem()?,
         topology,
         worker_id: vadflow_common::config::instance_id(),
         concurrency,

@@ -52,3 +52,21 @@ fn rejects_invalid_analysis_settings_naming_them() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("mp4"));
 }
+
+#[test]
+fn an_unreadable_amqp_ca_file_fails_before_connecting() {
+    let out = worker()
+        .env("AMQP_URL", "amqps://u:p@127.0.0.1:1/%2f")
+        .env("VADFLOW_AMQP_CA_FILE", "/nonexistent/ca.pem")
+        .env("VADFLOW_RESULTS_BUCKET", "results")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "id")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+        .env("LOG_FORMAT", "text")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+}

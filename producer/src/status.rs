@@ -1,0 +1,122 @@
+//! `producer status`: where a run stands. File counts by status from the database, and the depth
+//! of every queue (passive declares, so nothing is created or changed).
+
+use crate::cli::StatusArgs;
+use anyhow::Context;
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use serde::Serialize;
+use vadflow_common::amqp;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueDepth {
+    pub queue: String,
+    /// Ready messages, or `None` if the queue does not exist (the topology is not declared yet).
+    pub messages: Option<u32>,
+    pub consumers: Option<u32>,
+}
+
+/// Files by status (a JSON object in `--json`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FileCounts {
+    pub pending: i64,
+    pub queued: i64,
+    pub retrying: i64,
+    pub done: i64,
+    pub failed: i64,
+    pub total: i64,
+}
+
+impl FileCounts {
+    fn rows(&self) -> [(&'static str, i64); 6] {
+        [
+            ("pending", self.pending),
+            ("queued", self.queued),
+            ("retrying", self.retrying),
+            ("done", self.done),
+            ("failed", self.failed),
+            ("total", self.total),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    pub files: FileCounts,
+    pub queues: Vec<QueueDepth>,
+}
+
+pub async fn run(args: &StatusArgs) -> anyhow::Result<Status> {
+    let topology = args.amqp.topology()?;
+    let pool = args.db.connect().await?;
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM audio_files GROUP BY status")
+            .fetch_all(&pool)
+            .await
+            .context("count files by status")?;
+    let count = |s: &str| rows.iter().find(|(st, _)| st == s).map_or(0, |(_, n)| *n);
+    let files = FileCounts {
+        pending: count("pending"),
+        queued: count("queued"),
+        retrying: count("retrying"),
+        done: count("done"),
+        failed: count("failed"),
+        total: rows.iter().map(|(_, n)| n).sum(),
+    };
+
+    let ca_pem = args.amqp.ca_pem()?;
+    let conn = amqp::connect_tls(
+        &args.amqp.amqp_url,
+        ca_pem.as_deref(),
+        "vadflow-producer status",
+    )
+    .await?;
+    let mut queues = Vec::new();
+    for queue in topology.all_queues() {
+        // A failed passive declare closes the channel, so each queue gets its own.
+        let ch = conn.create_channel().await.context("open AMQP channel")?;
+        let declared = ch
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        queues.push(match declared {
+            Ok(q) => QueueDepth {
+                queue,
+                messages: Some(q.message_count()),
+                consumers: Some(q.consumer_count()),
+            },
+            Err(_) => QueueDepth {
+                queue,
+                messages: None,
+                consumers: None,
+            },
+        });
+        let _ = ch.close(200, "done".into()).await;
+    }
+    let _ = conn.close(200, "done".into()).await;
+    Ok(Status { files, queues })
+}
+
+pub fn print_table(schema: &str, s: &Status) {
+    println!("files ({schema}.audio_files)");
+    for (status, n) in s.files.rows() {
+        println!("  {status:<10} {n:>10}");
+    }
+    println!();
+    println!("{:<40} {:>10} {:>10}", "queue", "messages", "consumers");
+    for q in &s.queues {
+        let show = |v: Option<u32>| v.map_or_else(|| "missing".to_owned(), |n| n.to_string());
+        println!(
+            "{:<40} {:>10} {:>10}",
+            q.queue,
+            show(q.messages),
+            show(q.consumers)
+        );
+    }
+}
