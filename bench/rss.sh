@@ -15,6 +15,8 @@ hours=("$@")
 export VADFLOW_QUEUE_PREFIX=vadflow-bench-rss
 export VADFLOW_DB_SCHEMA=vadflow_bench_rss
 export VADFLOW_RESULTS_BUCKET=vadflow-bench
+# Health and metrics on any free loopback port (several workers run side by side).
+export VADFLOW_HTTP_ADDR=127.0.0.1:0
 export VADFLOW_RESULTS_PREFIX=results/
 export LOG_FORMAT=json RUST_LOG=warn
 cargo build --release --locked -q -p vadflow-producer -p vadflow-worker -p vadflow-tests --bins

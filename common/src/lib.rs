@@ -6,6 +6,7 @@
 pub mod amqp;
 pub mod config;
 pub mod failure;
+pub mod http;
 pub mod keys;
 pub mod redact;
 pub mod s3;

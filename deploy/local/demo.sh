@@ -10,6 +10,8 @@ cd "$root"
 export VADFLOW_QUEUE_PREFIX=vadflow-demo
 export VADFLOW_DB_SCHEMA=vadflow_demo
 export VADFLOW_RESULTS_BUCKET=vadflow-demo
+# Health and metrics on any free loopback port (several workers run side by side).
+export VADFLOW_HTTP_ADDR=127.0.0.1:0
 export VADFLOW_RESULTS_PREFIX=results/
 export LOG_FORMAT="${LOG_FORMAT:-text}"
 export RUST_LOG="${RUST_LOG:-info}"

@@ -316,6 +316,7 @@ impl TestCtx {
             fetch_idle_timeout: setup.fetch_idle_timeout,
             bytes_in: Default::default(),
             bytes_out: Default::default(),
+            metrics: Default::default(),
         });
         let config = vadflow_worker::consumer::ConsumerConfig {
             amqp_url: setup.amqp_url.clone(),
@@ -428,6 +429,7 @@ impl TestCtx {
             ("VADFLOW_RESULTS_BUCKET", BUCKET.into()),
             ("VADFLOW_RESULTS_PREFIX", self.results_prefix.clone()),
             ("LOG_FORMAT", "json".into()),
+            ("VADFLOW_HTTP_ADDR", "127.0.0.1:0".into()),
             ("RUST_LOG", "info".into()),
         ]
     }

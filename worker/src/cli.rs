@@ -72,6 +72,10 @@ pub struct RunArgs {
     #[command(flatten)]
     pub analysis: AnalysisArgs,
 
+    /// Address of the HTTP endpoint serving /healthz, /readyz and /metrics (port 0: any free port).
+    #[arg(long, env = "VADFLOW_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: std::net::SocketAddr,
+
     /// Bucket the results are written to.
     #[arg(long, env = "VADFLOW_RESULTS_BUCKET")]
     pub results_bucket: String,

@@ -3,6 +3,7 @@
 //! for the delivery guarantees.
 
 use crate::job::{self, JobContext, JobDone};
+use crate::metrics::{JobOutcome, Stage};
 use futures_util::StreamExt;
 use lapin::Channel;
 use lapin::message::Delivery;
@@ -194,6 +195,8 @@ fn now_ms() -> i64 {
 
 /// Handles one delivery completely: it is acked, or rejected back to the queue, before return.
 async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
+    let metrics = &shared.jobs.metrics;
+    let _in_flight = metrics.in_flight();
     let attempt = header_i64(delivery.properties.headers().as_ref(), headers::ATTEMPT)
         .and_then(|a| u32::try_from(a).ok())
         .unwrap_or(1)
@@ -220,9 +223,14 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
     match tracing::Instrument::instrument(job::run(shared.jobs.clone(), &job), span.clone()).await {
         Ok(done) => {
             let event = done_event(shared, &job, attempt, &done);
+            let publish_started = std::time::Instant::now();
             let published = publish_result(shared, publisher, &event).await;
+            metrics.stage(Stage::Publish, publish_started.elapsed());
             match published {
                 Ok(()) => {
+                    metrics.job(JobOutcome::Done);
+                    metrics.job_duration(started.elapsed());
+                    metrics.audio_seconds(done.analysis.duration_s());
                     tracing::info!(
                         parent: &span,
                         duration_s = done.analysis.duration_s(),
@@ -390,6 +398,13 @@ async fn settle_failure(
     };
     match (forwarded, published) {
         (Ok(()), Ok(())) => {
+            let metrics = &shared.jobs.metrics;
+            if retry {
+                metrics.job(JobOutcome::Retried);
+            } else {
+                metrics.job(JobOutcome::Failed);
+                metrics.job(JobOutcome::DeadLettered);
+            }
             if retry {
                 tracing::warn!(job_id = %job_id, attempt, reason = %reason, error = %message, "job failed; retrying later");
             } else {

@@ -29,6 +29,7 @@ pub struct JobContext {
     pub fetch_idle_timeout: Duration,
     pub bytes_in: Arc<AtomicU64>,
     pub bytes_out: Arc<AtomicU64>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A finished job.
@@ -41,6 +42,7 @@ pub struct JobDone {
 /// Runs `job`. Never panics; every error is classified.
 pub async fn run(ctx: Arc<JobContext>, job: &Job) -> Result<JobDone, Failure> {
     let uri = format!("s3://{}/{}", job.bucket, job.key);
+    let fetch_started = std::time::Instant::now();
     let object = ctx
         .s3
         .get_object()
@@ -49,6 +51,8 @@ pub async fn run(ctx: Arc<JobContext>, job: &Job) -> Result<JobDone, Failure> {
         .send()
         .await
         .map_err(|e| classify(&e, &format!("download {uri}")))?;
+    ctx.metrics
+        .stage(crate::metrics::Stage::Fetch, fetch_started.elapsed());
     let max = ctx.params.limits.max_input_bytes;
     if let Some(len) = object.content_length()
         && u64::try_from(len).unwrap_or(0) > max
@@ -102,6 +106,7 @@ pub async fn run(ctx: Arc<JobContext>, job: &Job) -> Result<JobDone, Failure> {
         bytes_out: ctx.bytes_out.clone(),
     };
     let blocking_ctx = ctx.clone();
+    let process_started = std::time::Instant::now();
     let result = tokio::task::spawn_blocking(move || {
         process(
             Box::new(source),
@@ -122,6 +127,8 @@ pub async fn run(ctx: Arc<JobContext>, job: &Job) -> Result<JobDone, Failure> {
     })
     .await;
     fetch.abort();
+    ctx.metrics
+        .stage(crate::metrics::Stage::Process, process_started.elapsed());
     match result {
         Ok(Ok(analysis)) => Ok(JobDone {
             analysis,

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod consumer;
 pub mod job;
 pub mod local;
+pub mod metrics;
 pub mod results;
 pub mod upload;
 
@@ -33,6 +34,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         .unwrap_or_else(|| u16::try_from(concurrency * 2).unwrap_or(u16::MAX))
         .max(1);
     let s3 = args.s3.client().await?;
+    let metrics = Arc::new(metrics::Metrics::default());
     let jobs = Arc::new(job::JobContext {
         s3,
         results_bucket: args.results_bucket.clone(),
@@ -40,9 +42,19 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         params,
         outputs,
         fetch_idle_timeout: args.fetch_idle_timeout,
-        bytes_in: Default::default(),
-        bytes_out: Default::default(),
+        bytes_in: metrics.bytes_in.clone(),
+        bytes_out: metrics.bytes_out.clone(),
+        metrics: metrics.clone(),
     });
+    let ready = consumer::Readiness::default();
+    let probe = Arc::new(Probe {
+        metrics,
+        ready: ready.clone(),
+    });
+    let addr = vadflow_common::http::serve(args.http_addr, probe, shutdown.clone())
+        .await
+        .with_context(|| format!("listen on --http-addr {}", args.http_addr))?;
+    tracing::info!(addr = %addr, "serving /healthz, /readyz and /metrics");
     let config = consumer::ConsumerConfig {
         amqp_url: args.amqp.amqp_url.clone(),
         amqp_ca_pem: args.amqp.ca_pem()?,
@@ -53,5 +65,20 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         max_attempts: args.max_attempts,
         shutdown_timeout: args.shutdown_timeout,
     };
-    consumer::run(config, jobs, consumer::Readiness::default(), shutdown).await
+    consumer::run(config, jobs, ready, shutdown).await
+}
+
+/// What the worker's HTTP endpoint reports.
+struct Probe {
+    metrics: Arc<metrics::Metrics>,
+    ready: consumer::Readiness,
+}
+
+impl vadflow_common::http::Probe for Probe {
+    fn ready(&self) -> bool {
+        self.ready.get()
+    }
+    fn metrics(&self) -> String {
+        self.metrics.render(self.ready.get())
+    }
 }

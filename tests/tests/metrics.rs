@@ -1,0 +1,123 @@
+//! The worker binary's HTTP endpoint: `/healthz` answers, `/readyz` follows the consumer, and
+//! `/metrics` counts the jobs of a run by outcome, with their audio and bytes.
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use vadflow_common::Job;
+use vadflow_tests::audio::{SENTENCES, compose};
+use vadflow_tests::{BUCKET, DEADLINE, TestCtx};
+
+async fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the worker's endpoint");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status code");
+    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    (status, body)
+}
+
+fn value(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("series {series} missing:\n{metrics}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn health_and_metrics_reflect_a_run() {
+    let ctx = TestCtx::new("metrics").await;
+    let speech = compose(&SENTENCES[0..2], &[0.5, 0.7, 0.5]);
+    let mut jobs = Vec::new();
+    for i in 0..2 {
+        let key = format!("{}ok-{i}.wav", ctx.prefix);
+        ctx.put(&key, speech.wav()).await;
+        jobs.push(Job::new(BUCKET, key));
+    }
+    jobs.push(Job::new(BUCKET, format!("{}missing.wav", ctx.prefix)));
+
+    let mut worker = ctx
+        .command("worker")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn worker");
+    let mut lines = BufReader::new(worker.stderr.take().expect("stderr")).lines();
+    let mut addr = None;
+    tokio::time::timeout(DEADLINE, async {
+        while let Some(line) = lines.next_line().await.expect("log") {
+            if line.contains("serving /healthz") {
+                let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log");
+                addr = v["addr"].as_str().map(str::to_owned);
+            }
+            if line.contains("consuming jobs") {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the worker starts consuming");
+    let addr = addr.expect("the endpoint's address is logged");
+    assert_eq!(get(&addr, "/healthz").await.0, 200);
+    assert_eq!(get(&addr, "/readyz").await.0, 200);
+    assert_eq!(get(&addr, "/nope").await.0, 404);
+
+    ctx.publish_jobs(&jobs).await;
+    let (conn, _) = ctx.take(&ctx.topology.results_queue(), 3).await;
+    let _ = conn.close(200, "done".into()).await;
+    // Result events are published before the counters move past them; scrape until settled.
+    let metrics = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let (status, body) = get(&addr, "/metrics").await;
+            assert_eq!(status, 200);
+            if value(&body, "vadflow_jobs_in_flight") == 0.0 {
+                return body;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("jobs settle");
+    assert_eq!(value(&metrics, "vadflow_jobs_total{outcome=\"done\"}"), 2.0);
+    assert_eq!(
+        value(&metrics, "vadflow_jobs_total{outcome=\"failed\"}"),
+        1.0
+    );
+    assert_eq!(
+        value(&metrics, "vadflow_jobs_total{outcome=\"dead_lettered\"}"),
+        1.0
+    );
+    assert_eq!(
+        value(&metrics, "vadflow_jobs_total{outcome=\"retried\"}"),
+        0.0
+    );
+    assert_eq!(value(&metrics, "vadflow_job_duration_seconds_count"), 2.0);
+    let audio = value(&metrics, "vadflow_audio_seconds_total");
+    assert!((audio - 2.0 * speech.duration()).abs() < 0.1, "{audio}");
+    assert!(value(&metrics, "vadflow_input_bytes_total") >= 2.0 * speech.wav().len() as f64);
+    assert!(value(&metrics, "vadflow_output_bytes_total") > 0.0);
+    assert_eq!(
+        value(
+            &metrics,
+            "vadflow_stage_duration_seconds_count{stage=\"process\"}"
+        ),
+        2.0
+    );
+    assert_eq!(value(&metrics, "vadflow_ready"), 1.0);
+
+    let pid = worker.id().expect("running").to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert_eq!(worker.wait().await.expect("wait").code(), Some(0));
+    ctx.cleanup().await;
+}
