@@ -7,7 +7,9 @@ cd "$root"
 . deploy/local/env.sh
 deploy/local/up.sh
 cargo fmt --all --check
+rm -f target/tmp/fault-suite.log
 cargo test --workspace --locked "$@"
+if [ -f target/tmp/fault-suite.log ]; then echo "fault suite: $(cat target/tmp/fault-suite.log)"; fi
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Licences, banned crates and sources (advisories need a network database: not here).
 if ! cargo deny --version 2>/dev/null | grep -q '^cargo-deny 0.20.2'; then

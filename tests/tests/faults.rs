@@ -468,6 +468,9 @@ async fn nothing_is_lost_or_doubled_under_faults() {
         expected.len()
     );
     println!("{line}");
+    // Also kept in target/tmp, for tests/run.sh to show after a passing run.
+    let record = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fault-suite.log");
+    let _ = std::fs::write(&record, format!("{line}\n"));
     println!(
         "faults: worker kills={kills} broker outages=2 database outages=1 s3: {} ({:.1} s)",
         s3.counts(),
