@@ -156,6 +156,11 @@ pub struct CollectArgs {
     #[arg(long, env = "VADFLOW_COLLECT_PREFETCH", default_value_t = 256)]
     pub prefetch: u16,
 
+    /// Address of the HTTP endpoint serving /healthz, /readyz and /metrics (port 0: any free
+    /// port). Off unless set.
+    #[arg(long, env = "VADFLOW_HTTP_ADDR")]
+    pub http_addr: Option<std::net::SocketAddr>,
+
     /// Exit once the results queue has been empty for this long (for batch runs and the demo);
     /// by default the writer runs until it is stopped.
     #[arg(long, value_parser = vadflow_common::config::parse_duration)]

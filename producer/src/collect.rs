@@ -10,12 +10,67 @@ use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use sqlx::PgPool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use vadflow_common::session::{Backoff, Session};
 use vadflow_common::wire::{Outcome, ResultEvent};
 
+/// The result writer's counters and readiness, served on `--http-addr`.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    ready: AtomicBool,
+    recorded: [AtomicU64; 3],
+    dead_lettered: AtomicU64,
+}
+
+impl WriterStats {
+    fn record(&self, outcome: Outcome) {
+        let i = match outcome {
+            Outcome::Done => 0,
+            Outcome::Failed => 1,
+            Outcome::Retrying => 2,
+        };
+        self.recorded[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl vadflow_common::http::Probe for WriterStats {
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+    fn metrics(&self) -> String {
+        let r = |i: usize| self.recorded[i].load(Ordering::Relaxed);
+        format!(
+            "# HELP vadflow_results_recorded_total Result events recorded in the database, by outcome.\n\
+             # TYPE vadflow_results_recorded_total counter\n\
+             vadflow_results_recorded_total{{outcome=\"done\"}} {}\n\
+             vadflow_results_recorded_total{{outcome=\"failed\"}} {}\n\
+             vadflow_results_recorded_total{{outcome=\"retrying\"}} {}\n\
+             # HELP vadflow_results_dead_lettered_total Result events that could not be stored.\n\
+             # TYPE vadflow_results_dead_lettered_total counter\n\
+             vadflow_results_dead_lettered_total {}\n\
+             # HELP vadflow_ready Whether the result writer is connected and consuming.\n\
+             # TYPE vadflow_ready gauge\n\
+             vadflow_ready {}\n",
+            r(0),
+            r(1),
+            r(2),
+            self.dead_lettered.load(Ordering::Relaxed),
+            u8::from(self.ready())
+        )
+    }
+}
+
 pub async fn run(args: &CollectArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let stats = Arc::new(WriterStats::default());
+    if let Some(addr) = args.http_addr {
+        let bound = vadflow_common::http::serve(addr, stats.clone(), shutdown.clone())
+            .await
+            .with_context(|| format!("listen on --http-addr {addr}"))?;
+        tracing::info!(addr = %bound, "serving /healthz, /readyz and /metrics");
+    }
     let topology = args.amqp.topology()?;
     let pool = args.db.connect().await?;
     let queue = topology.results_queue();
@@ -38,8 +93,11 @@ pub async fn run(args: &CollectArgs, shutdown: CancellationToken) -> anyhow::Res
             }
         };
         backoff.reset();
+        stats.ready.store(true, Ordering::Relaxed);
         tracing::info!(queue = %queue, "result writer consuming");
-        match consume(&mut session, &pool, args.exit_when_idle, &shutdown).await {
+        let consumed = consume(&mut session, &pool, &stats, args.exit_when_idle, &shutdown).await;
+        stats.ready.store(false, Ordering::Relaxed);
+        match consumed {
             Ok(()) => {
                 session.cancel().await;
                 session.close().await;
@@ -60,6 +118,7 @@ pub async fn run(args: &CollectArgs, shutdown: CancellationToken) -> anyhow::Res
 async fn consume(
     session: &mut Session,
     pool: &PgPool,
+    stats: &WriterStats,
     exit_when_idle: Option<Duration>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
@@ -81,19 +140,21 @@ async fn consume(
             Ok(Some(Err(e))) => return Err(e).context("receive result event"),
             Ok(Some(Ok(d))) => d,
         };
-        handle(delivery, pool, shutdown).await?;
+        handle(delivery, pool, stats, shutdown).await?;
     }
 }
 
 async fn handle(
     delivery: Delivery,
     pool: &PgPool,
+    stats: &WriterStats,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let event = match ResultEvent::decode(&delivery.data) {
         Ok(ev) => ev,
         Err(e) => {
             tracing::error!(error = %e, "malformed result event; dead-lettering it");
+            stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
             delivery
                 .reject(BasicRejectOptions { requeue: false })
                 .await
@@ -106,12 +167,14 @@ async fn handle(
     loop {
         match apply(pool, &event).await {
             Ok(changed) => {
+                stats.record(event.outcome);
                 tracing::debug!(job_id = %event.job_id, outcome = event.outcome.as_str(), changed, "result recorded");
                 break;
             }
             Err(e) if is_permanent(&e) => {
                 // Retrying cannot help, and would hold up every event behind this one.
                 tracing::error!(job_id = %event.job_id, error = format!("{e:#}"), "result event cannot be stored; dead-lettering it");
+                stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 delivery
                     .reject(BasicRejectOptions { requeue: false })
                     .await

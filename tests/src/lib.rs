@@ -345,6 +345,7 @@ impl TestCtx {
             amqp: self.amqp.clone(),
             prefetch: 64,
             exit_when_idle: None,
+            http_addr: None,
         };
         let token = CancellationToken::new();
         let t = token.clone();

@@ -1,4 +1,4 @@
-//! The worker binary's HTTP endpoint: `/healthz` answers, `/readyz` follows the consumer, and
+//! The HTTP endpoints of the worker and the result writer binaries: `/healthz` answers, `/readyz` follows the consumer, and
 //! `/metrics` counts the jobs of a run by outcome, with their audio and bytes.
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -119,5 +119,70 @@ async fn health_and_metrics_reflect_a_run() {
         .status()
         .expect("kill");
     assert_eq!(worker.wait().await.expect("wait").code(), Some(0));
+
+    // The result writer's endpoint: ready while consuming, and its counts once it drained the
+    // three result events.
+    let mut collector = ctx
+        .command("producer")
+        .arg("collect")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn result writer");
+    let mut lines = BufReader::new(collector.stderr.take().expect("stderr")).lines();
+    let mut addr = None;
+    tokio::time::timeout(DEADLINE, async {
+        while let Some(line) = lines.next_line().await.expect("log") {
+            if line.contains("serving /healthz") {
+                let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log");
+                addr = v["addr"].as_str().map(str::to_owned);
+            }
+            if line.contains("result writer consuming") {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the result writer starts consuming");
+    let addr = addr.expect("the endpoint's address is logged");
+    assert_eq!(get(&addr, "/healthz").await.0, 200);
+    assert_eq!(get(&addr, "/readyz").await.0, 200);
+    let metrics = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let (_, body) = get(&addr, "/metrics").await;
+            let recorded: f64 = ["done", "failed", "retrying"]
+                .iter()
+                .map(|o| {
+                    value(
+                        &body,
+                        &format!("vadflow_results_recorded_total{{outcome=\"{o}\"}}"),
+                    )
+                })
+                .sum();
+            if recorded >= 3.0 {
+                return body;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the result writer records the events");
+    assert_eq!(
+        value(&metrics, "vadflow_results_recorded_total{outcome=\"done\"}"),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            "vadflow_results_recorded_total{outcome=\"failed\"}"
+        ),
+        1.0
+    );
+    let pid = collector.id().expect("running").to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert_eq!(collector.wait().await.expect("wait").code(), Some(0));
     ctx.cleanup().await;
 }
