@@ -7,6 +7,7 @@ cd "$root"
 . deploy/local/env.sh
 deploy/local/up.sh
 cargo fmt --all --check
+helm/test/run.sh
 rm -f target/tmp/fault-suite.log
 cargo test --workspace --locked "$@"
 if [ -f target/tmp/fault-suite.log ]; then echo "fault suite: $(cat target/tmp/fault-suite.log)"; fi
