@@ -59,3 +59,6 @@ echo "jobs per worker: worker-1=$(grep -c 'job done\|dead-lettered' "$logs/worke
 
 step "summary"
 "$bin/vadflow-demo" report "$demo_dir/audio"
+
+step "producer status"
+"$bin/producer" status
