@@ -14,6 +14,7 @@ pub mod session;
 pub mod shutdown;
 pub mod telemetry;
 pub mod topology;
+pub mod trace;
 pub mod wire;
 
 pub use failure::{Failure, Reason, Retry};

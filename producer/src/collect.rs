@@ -162,44 +162,60 @@ async fn handle(
             return Ok(());
         }
     };
-    // The database may be away: keep the event unacked and retry, without losing it.
-    let mut backoff = Backoff::new();
-    loop {
-        match apply(pool, &event).await {
-            Ok(changed) => {
-                stats.record(event.outcome);
-                tracing::debug!(job_id = %event.job_id, outcome = event.outcome.as_str(), changed, "result recorded");
-                break;
-            }
-            Err(e) if is_permanent(&e) => {
-                // Retrying cannot help, and would hold up every event behind this one.
-                tracing::error!(job_id = %event.job_id, error = format!("{e:#}"), "result event cannot be stored; dead-lettering it");
-                stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                delivery
-                    .reject(BasicRejectOptions { requeue: false })
-                    .await
-                    .context("reject unstorable result event")?;
-                return Ok(());
-            }
-            Err(e) => {
-                let delay = backoff.next_delay();
-                tracing::warn!(job_id = %event.job_id, error = format!("{e:#}"), retry_in_ms = delay.as_millis() as u64, "cannot record result; retrying");
-                tokio::select! {
-                    // Leaving it unacked: the broker redelivers it to the next writer.
-                    _ = shutdown.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(delay) => {}
+    let span = tracing::info_span!(
+        "record",
+        otel.name = "process result",
+        otel.kind = "consumer",
+        messaging.system = "rabbitmq",
+        messaging.operation.type = "process",
+        job_id = %event.job_id,
+        outcome = event.outcome.as_str(),
+    );
+    vadflow_common::trace::set_parent(&span, delivery.properties.headers().as_ref());
+    tracing::Instrument::instrument(
+        async move {
+        // The database may be away: keep the event unacked and retry, without losing it.
+        let mut backoff = Backoff::new();
+        loop {
+            match apply(pool, &event).await {
+                Ok(changed) => {
+                    stats.record(event.outcome);
+                    tracing::debug!(job_id = %event.job_id, outcome = event.outcome.as_str(), changed, "result recorded");
+                    break;
+                }
+                Err(e) if is_permanent(&e) => {
+                    // Retrying cannot help, and would hold up every event behind this one.
+                    tracing::error!(job_id = %event.job_id, error = format!("{e:#}"), "result event cannot be stored; dead-lettering it");
+                    stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                    delivery
+                        .reject(BasicRejectOptions { requeue: false })
+                        .await
+                        .context("reject unstorable result event")?;
+                    return Ok(());
+                }
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(job_id = %event.job_id, error = format!("{e:#}"), retry_in_ms = delay.as_millis() as u64, "cannot record result; retrying");
+                    tokio::select! {
+                        // Leaving it unacked: the broker redelivers it to the next writer.
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
                 }
             }
         }
-    }
-    if !delivery
-        .ack(BasicAckOptions::default())
-        .await
-        .context("ack result event")?
-    {
-        tracing::warn!(job_id = %event.job_id, "ack not delivered (channel closed); the event will be redelivered and ignored");
-    }
-    Ok(())
+        if !delivery
+            .ack(BasicAckOptions::default())
+            .await
+            .context("ack result event")?
+        {
+            tracing::warn!(job_id = %event.job_id, "ack not delivered (channel closed); the event will be redelivered and ignored");
+        }
+        Ok(())
+        },
+        span,
+    )
+    .await
 }
 
 /// Whether a database error is about the data itself (SQLSTATE class 22, data exception, or 23,

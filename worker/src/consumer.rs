@@ -217,14 +217,32 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
         settle_failure(shared, publisher, &delivery, Some(&job), failure, attempt).await;
         return;
     }
-    let span = tracing::info_span!("job", job_id = %job.job_id, bucket = %job.bucket, key = %job.key, attempt);
+    let queue = shared.config.topology.work_queue();
+    let span = tracing::info_span!(
+        "job",
+        otel.name = %format!("process {queue}"),
+        otel.kind = "consumer",
+        messaging.system = "rabbitmq",
+        messaging.operation.type = "process",
+        messaging.destination.name = %queue,
+        messaging.message.id = %job.job_id,
+        job_id = %job.job_id,
+        bucket = %job.bucket,
+        key = %job.key,
+        attempt
+    );
+    vadflow_common::trace::set_parent(&span, delivery.properties.headers().as_ref());
     let started = std::time::Instant::now();
     tracing::debug!(parent: &span, "job started");
     match tracing::Instrument::instrument(job::run(shared.jobs.clone(), &job), span.clone()).await {
         Ok(done) => {
             let event = done_event(shared, &job, attempt, &done);
             let publish_started = std::time::Instant::now();
-            let published = publish_result(shared, publisher, &event).await;
+            let published = tracing::Instrument::instrument(
+                publish_result(shared, publisher, &event),
+                result_span(&span, shared),
+            )
+            .await;
             metrics.stage(Stage::Publish, publish_started.elapsed());
             match published {
                 Ok(()) => {
@@ -298,17 +316,34 @@ fn done_event(shared: &Shared, job: &Job, attempt: u32, done: &JobDone) -> Resul
     }
 }
 
+/// The producer span of a result event, child of the job's span.
+fn result_span(job: &tracing::Span, shared: &Shared) -> tracing::Span {
+    let exchange = shared.config.topology.results_exchange();
+    tracing::info_span!(
+        parent: job,
+        "send result",
+        otel.name = %format!("send {exchange}"),
+        otel.kind = "producer",
+        messaging.system = "rabbitmq",
+        messaging.operation.type = "send",
+        messaging.destination.name = %exchange,
+    )
+}
+
+/// Publishes a result event, carrying the current span's trace context.
 async fn publish_result(
     shared: &Shared,
     publisher: &Channel,
     event: &ResultEvent,
 ) -> Result<(), PublishError> {
+    let mut headers = FieldTable::default();
+    vadflow_common::trace::inject(&tracing::Span::current(), &mut headers);
     publish_confirmed(
         publisher,
         &shared.config.topology.results_exchange(),
         RESULT_ROUTING_KEY,
         &event.encode(),
-        message_properties(&event.job_id, FieldTable::default()),
+        message_properties(&event.job_id, headers),
     )
     .await
 }

@@ -43,14 +43,14 @@ pub struct JobDone {
 pub async fn run(ctx: Arc<JobContext>, job: &Job) -> Result<JobDone, Failure> {
     let uri = format!("s3://{}/{}", job.bucket, job.key);
     let fetch_started = std::time::Instant::now();
-    let object = ctx
-        .s3
-        .get_object()
-        .bucket(&job.bucket)
-        .key(&job.key)
-        .send()
-        .await
-        .map_err(|e| classify(&e, &format!("download {uri}")))?;
+    let fetch_span =
+        tracing::info_span!("fetch", otel.kind = "client", bucket = %job.bucket, key = %job.key);
+    let object = tracing::Instrument::instrument(
+        ctx.s3.get_object().bucket(&job.bucket).key(&job.key).send(),
+        fetch_span,
+    )
+    .await
+    .map_err(|e| classify(&e, &format!("download {uri}")))?;
     ctx.metrics
         .stage(crate::metrics::Stage::Fetch, fetch_started.elapsed());
     let max = ctx.params.limits.max_input_bytes;
@@ -107,7 +107,12 @@ pub async fn run(ctx: Arc<JobContext>, job: &Job) -> Result<JobDone, Failure> {
     };
     let blocking_ctx = ctx.clone();
     let process_started = std::time::Instant::now();
+    let process_span = tracing::info_span!(
+        "process",
+        stages = "decode,resample,vad,segment,render,upload"
+    );
     let result = tokio::task::spawn_blocking(move || {
+        let _entered = process_span.enter();
         process(
             Box::new(source),
             extension.as_deref(),
