@@ -531,3 +531,23 @@ pub fn segments_of(doc: &serde_json::Value) -> Vec<(f64, f64)> {
         })
         .collect()
 }
+
+/// Sends `sig` (e.g. `-TERM`, `-INT`) to a child process.
+pub fn signal(child: &tokio::process::Child, sig: &str) {
+    let pid = child.id().expect("the process is running").to_string();
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+/// Sends SIGTERM and waits for the process to exit; returns its exit code.
+pub async fn terminate(mut child: tokio::process::Child) -> Option<i32> {
+    signal(&child, "-TERM");
+    tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .expect("the process exits after SIGTERM")
+        .expect("wait")
+        .code()
+}

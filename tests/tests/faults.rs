@@ -84,13 +84,8 @@ impl Worker {
         let _ = self.child.wait().await;
     }
 
-    async fn terminate(mut self) -> Option<i32> {
-        let pid = self.child.id().expect("running").to_string();
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        self.child.wait().await.expect("wait").code()
+    async fn terminate(self) -> Option<i32> {
+        vadflow_tests::terminate(self.child).await
     }
 }
 
@@ -265,7 +260,7 @@ async fn nothing_is_lost_or_doubled_under_faults() {
         spawn_worker(&ctx, "fault-a-0", &amqp, &s3.url()),
         spawn_worker(&ctx, "fault-b-0", &amqp, &s3.url()),
     ];
-    let mut collector = ctx
+    let collector = ctx
         .command("producer")
         .arg("collect")
         .env("AMQP_URL", &amqp)
@@ -359,12 +354,7 @@ async fn nothing_is_lost_or_doubled_under_faults() {
     for w in workers {
         assert_eq!(w.terminate().await, Some(0), "workers drain and exit 0");
     }
-    let pid = collector.id().expect("collector running").to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert_eq!(collector.wait().await.expect("wait").code(), Some(0));
+    assert_eq!(vadflow_tests::terminate(collector).await, Some(0));
 
     // Check.
     let rows = ctx.files().await;

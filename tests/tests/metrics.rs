@@ -4,7 +4,7 @@
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use vadflow_common::Job;
 use vadflow_tests::audio::{SENTENCES, compose};
-use vadflow_tests::{BUCKET, DEADLINE, TestCtx};
+use vadflow_tests::{BUCKET, DEADLINE, TestCtx, terminate};
 
 async fn get(addr: &str, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr)
@@ -22,6 +22,35 @@ async fn get(addr: &str, path: &str) -> (u16, String) {
         .expect("status code");
     let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
     (status, body)
+}
+
+/// Spawns `command` with its stderr piped, and reads its JSON log until `ready_line`; returns the
+/// child and the address its health and metrics endpoint logged.
+async fn spawn_with_endpoint(
+    mut command: tokio::process::Command,
+    ready_line: &str,
+) -> (tokio::process::Child, String) {
+    let mut child = command
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut addr = None;
+    tokio::time::timeout(DEADLINE, async {
+        while let Some(line) = lines.next_line().await.expect("log") {
+            if line.contains("serving /healthz") {
+                let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log");
+                addr = v["addr"].as_str().map(str::to_owned);
+            }
+            if line.contains(ready_line) {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {ready_line:?} in the log"));
+    (child, addr.expect("the endpoint's address is logged"))
 }
 
 fn value(metrics: &str, series: &str) -> f64 {
@@ -44,28 +73,7 @@ async fn health_and_metrics_reflect_a_run() {
     }
     jobs.push(Job::new(BUCKET, format!("{}missing.wav", ctx.prefix)));
 
-    let mut worker = ctx
-        .command("worker")
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn worker");
-    let mut lines = BufReader::new(worker.stderr.take().expect("stderr")).lines();
-    let mut addr = None;
-    tokio::time::timeout(DEADLINE, async {
-        while let Some(line) = lines.next_line().await.expect("log") {
-            if line.contains("serving /healthz") {
-                let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log");
-                addr = v["addr"].as_str().map(str::to_owned);
-            }
-            if line.contains("consuming jobs") {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("the worker starts consuming");
-    let addr = addr.expect("the endpoint's address is logged");
+    let (worker, addr) = spawn_with_endpoint(ctx.command("worker"), "consuming jobs").await;
     assert_eq!(get(&addr, "/healthz").await.0, 200);
     assert_eq!(get(&addr, "/readyz").await.0, 200);
     assert_eq!(get(&addr, "/nope").await.0, 404);
@@ -113,38 +121,13 @@ async fn health_and_metrics_reflect_a_run() {
     );
     assert_eq!(value(&metrics, "vadflow_ready"), 1.0);
 
-    let pid = worker.id().expect("running").to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert_eq!(worker.wait().await.expect("wait").code(), Some(0));
+    assert_eq!(terminate(worker).await, Some(0));
 
     // The result writer's endpoint: ready while consuming, and its counts once it drained the
     // three result events.
-    let mut collector = ctx
-        .command("producer")
-        .arg("collect")
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn result writer");
-    let mut lines = BufReader::new(collector.stderr.take().expect("stderr")).lines();
-    let mut addr = None;
-    tokio::time::timeout(DEADLINE, async {
-        while let Some(line) = lines.next_line().await.expect("log") {
-            if line.contains("serving /healthz") {
-                let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log");
-                addr = v["addr"].as_str().map(str::to_owned);
-            }
-            if line.contains("result writer consuming") {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("the result writer starts consuming");
-    let addr = addr.expect("the endpoint's address is logged");
+    let mut collect = ctx.command("producer");
+    collect.arg("collect");
+    let (collector, addr) = spawn_with_endpoint(collect, "result writer consuming").await;
     assert_eq!(get(&addr, "/healthz").await.0, 200);
     assert_eq!(get(&addr, "/readyz").await.0, 200);
     let metrics = tokio::time::timeout(DEADLINE, async {
@@ -178,11 +161,6 @@ async fn health_and_metrics_reflect_a_run() {
         ),
         1.0
     );
-    let pid = collector.id().expect("running").to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert_eq!(collector.wait().await.expect("wait").code(), Some(0));
+    assert_eq!(terminate(collector).await, Some(0));
     ctx.cleanup().await;
 }

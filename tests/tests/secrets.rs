@@ -121,11 +121,7 @@ async fn configured_passwords_never_appear_in_logs() {
     .await
     .expect("the worker reports the broker failure");
     assert_eq!(failures, 2, "{log}");
-    let pid = worker.id().expect("running").to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
+    vadflow_tests::signal(&worker, "-TERM");
     while let Ok(Some(line)) = lines.next_line().await {
         log.push_str(&line);
         log.push('\n');

@@ -6,7 +6,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 use vadflow_common::Job;
 use vadflow_tests::audio::{SENTENCES, compose, wav_bytes};
-use vadflow_tests::{BUCKET, DEADLINE, TestCtx};
+use vadflow_tests::{BUCKET, DEADLINE, TestCtx, signal};
 
 /// Spawns the worker binary (one job at a time, one prefetched) with its stderr piped.
 fn spawn_worker(ctx: &TestCtx, shutdown_timeout: &str) -> Child {
@@ -43,15 +43,6 @@ async fn wait_log(
         "log line not seen; log so far:\n{}",
         seen.join("\n")
     );
-}
-
-fn signal(child: &Child, sig: &str) {
-    let pid = child.id().expect("worker running").to_string();
-    let status = std::process::Command::new("kill")
-        .args([sig, &pid])
-        .status()
-        .expect("kill");
-    assert!(status.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

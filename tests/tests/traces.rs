@@ -9,10 +9,9 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::Child;
 use tokio::sync::watch;
 use vadflow_tests::audio::{SENTENCES, compose};
-use vadflow_tests::{DEADLINE, TestCtx};
+use vadflow_tests::{DEADLINE, TestCtx, terminate};
 
 #[derive(Debug, Clone)]
 struct Span {
@@ -117,15 +116,6 @@ async fn receiver() -> Receiver {
         spans,
         count,
     }
-}
-
-async fn terminate(mut child: Child) -> Option<i32> {
-    let pid = child.id().expect("running").to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    child.wait().await.expect("wait").code()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
