@@ -36,6 +36,28 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
+/// The producer span of one published message, after the OpenTelemetry messaging conventions
+/// for RabbitMQ; a child of `parent` (use `Span::current()` for whatever is current).
+pub fn send_span(
+    parent: &tracing::Span,
+    exchange: &str,
+    routing_key: &str,
+    message_id: &str,
+) -> tracing::Span {
+    tracing::info_span!(
+        parent: parent,
+        "send",
+        otel.name = %format!("send {exchange}"),
+        otel.kind = "producer",
+        messaging.system = "rabbitmq",
+        messaging.operation.type = "send",
+        messaging.operation.name = "publish",
+        messaging.destination.name = %exchange,
+        messaging.rabbitmq.destination.routing_key = %routing_key,
+        messaging.message.id = %message_id,
+    )
+}
+
 /// Writes `span`'s trace context into message headers.
 pub fn inject(span: &tracing::Span, headers: &mut FieldTable) {
     let cx = span.context();

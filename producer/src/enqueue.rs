@@ -162,17 +162,11 @@ pub async fn publish(
             set_header_i64(&mut h, headers::ATTEMPT, 1);
             // OpenTelemetry messaging conventions: a producer span per message, its context in
             // the message headers for the worker's span to continue.
-            let span = tracing::info_span!(
-                "send",
-                otel.name = %format!("send {exchange}"),
-                otel.kind = "producer",
-                messaging.system = "rabbitmq",
-                messaging.operation.type = "send",
-                messaging.operation.name = "publish",
-                messaging.destination.name = %exchange,
-                messaging.rabbitmq.destination.routing_key = JOB_ROUTING_KEY,
-                messaging.message.id = %job.job_id,
-                file_id = row.id,
+            let span = vadflow_common::trace::send_span(
+                &tracing::Span::current(),
+                exchange,
+                JOB_ROUTING_KEY,
+                &job.job_id,
             );
             vadflow_common::trace::inject(&span, &mut h);
             let confirm = ch

@@ -240,7 +240,12 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
             let publish_started = std::time::Instant::now();
             let published = tracing::Instrument::instrument(
                 publish_result(shared, publisher, &event),
-                result_span(&span, shared),
+                vadflow_common::trace::send_span(
+                    &span,
+                    &shared.config.topology.results_exchange(),
+                    RESULT_ROUTING_KEY,
+                    &job.job_id,
+                ),
             )
             .await;
             metrics.stage(Stage::Publish, publish_started.elapsed());
@@ -314,20 +319,6 @@ fn done_event(shared: &Shared, job: &Job, attempt: u32, done: &JobDone) -> Resul
         segments: Some(u32::try_from(done.analysis.segments.len()).unwrap_or(u32::MAX)),
         ..base_event(shared, job, attempt, Outcome::Done)
     }
-}
-
-/// The producer span of a result event, child of the job's span.
-fn result_span(job: &tracing::Span, shared: &Shared) -> tracing::Span {
-    let exchange = shared.config.topology.results_exchange();
-    tracing::info_span!(
-        parent: job,
-        "send result",
-        otel.name = %format!("send {exchange}"),
-        otel.kind = "producer",
-        messaging.system = "rabbitmq",
-        messaging.operation.type = "send",
-        messaging.destination.name = %exchange,
-    )
 }
 
 /// Publishes a result event, carrying the current span's trace context.
