@@ -7,6 +7,9 @@ use vadflow_tests::TestCtx;
 async fn since_and_until_select_the_right_rows() {
     let ctx = TestCtx::new("window").await;
     let now = Utc::now();
+    // A calendar day 20 days back, clear of every other row (whatever today is).
+    let day = (now - Duration::days(20)).date_naive();
+    let next_day = day.succ_opt().expect("a next day");
     let rows = [
         ("old.wav", now - Duration::days(10)),
         ("week.wav", now - Duration::days(6)),
@@ -14,9 +17,7 @@ async fn since_and_until_select_the_right_rows() {
         ("recent.wav", now - Duration::minutes(5)),
         (
             "dated.wav",
-            Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0)
-                .single()
-                .expect("valid"),
+            Utc.from_utc_datetime(&day.and_hms_opt(12, 0, 0).expect("noon")),
         ),
     ];
     for (key, at) in rows {
@@ -42,9 +43,14 @@ async fn since_and_until_select_the_right_rows() {
         .collect();
     assert_eq!(queued, ["hours.wav", "recent.wav"]);
 
-    // A fixed date window: [2026-11-20, 2026-11-21) holds dated.wav only.
+    // A date window, e.g. [2026-11-10, 2026-11-11T00:00:00Z), holds dated.wav only.
     let r = ctx
-        .enqueue("2026-11-20", "2026-11-21T00:00:00Z", None, false)
+        .enqueue(
+            &day.format("%Y-%m-%d").to_string(),
+            &format!("{}T00:00:00Z", next_day.format("%Y-%m-%d")),
+            None,
+            false,
+        )
         .await;
     assert_eq!((r.selected, r.published), (1, 1));
 
