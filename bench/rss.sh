@@ -24,14 +24,6 @@ bin="$root/target/release"
 work="$root/.local/bench-rss"
 mkdir -p "$work"
 
-# About 12 s of speech with pauses, repeated to the length wanted.
-if [ ! -f "$work/base.wav" ]; then
-  espeak-ng -v en-us -s 160 -w "$work/a.wav" "The quarterly report is due on Friday, so please send me your figures."
-  espeak-ng -v en-us -s 150 -w "$work/b.wav" "Thank you for calling. Your call is important to us."
-  sox "$work/a.wav" "$work/b.wav" -r 16000 -c 1 "$work/base.wav" pad 0.8 1.5
-fi
-base_s="$(soxi -D "$work/base.wav")"
-
 vmhwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
 for h in "${hours[@]}"; do
@@ -39,8 +31,7 @@ for h in "${hours[@]}"; do
   file="$in/speech-${h}h.flac"
   if [ ! -f "$file" ]; then
     mkdir -p "$in"
-    reps="$(python3 -c "import math; print(max(0, math.ceil($h * 3600 / $base_s) - 1))")"
-    sox "$work/base.wav" "$file" repeat "$reps"
+    bench/speech.sh "$file" "$((h * 3600))"
   fi
   dur="$(soxi -D "$file")"
   size="$(stat -c %s "$file")"

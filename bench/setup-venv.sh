@@ -2,15 +2,21 @@
 # Creates bench/.venv with the Python references (from PyPI), idempotently, and prints its python.
 #   default: py-webrtcvad (webrtcvad-wheels), for the quality comparison and the parity test
 #   --full:  also soundfile, soxr, pika, boto3, numpy, for the performance references (bench/)
+#   --onnx:  also onnx, onnxruntime, numpy and soundfile, for the Silero weights and parity fixture
+# Flags combine; packages already installed stay.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="$here/.venv"
 python="${PYTHON:-python3}"
 want=(webrtcvad-wheels==2.0.14)
-if [ "${1:-}" = "--full" ]; then
-  want+=(numpy soundfile soxr pika boto3)
-fi
-stamp="$venv/.installed-$(printf '%s\n' "${want[@]}" | sha256sum | cut -c1-16)"
+for flag in "$@"; do
+  case "$flag" in
+    --full) want+=(numpy==2.4.6 soundfile==0.14.0 soxr==1.1.0 pika==1.4.4 boto3==1.44.8) ;;
+    --onnx) want+=(numpy==2.4.6 onnx==1.23.2 onnxruntime==1.32.0 soundfile==0.14.0) ;;
+    *) echo "usage: bench/setup-venv.sh [--full] [--onnx]" >&2; exit 2 ;;
+  esac
+done
+stamp="$venv/.installed-$(printf '%s\n' "${want[@]}" | sort -u | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv" >&2
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${want[@]}" >&2

@@ -140,6 +140,12 @@ check(bad.returncode != 0 and "must exceed" in bad.stderr, "grace period <= shut
 # The schema refuses nonsense.
 bad = subprocess.run([HELM, "template", "t", CHART, "--set", "keda.queueLength=0"], capture_output=True, text=True)
 check(bad.returncode != 0, "values.schema.json refuses keda.queueLength=0")
+bad = subprocess.run([HELM, "template", "t", CHART, "--set", "worker.engine=vosk"], capture_output=True, text=True)
+check(bad.returncode != 0, "values.schema.json refuses an unknown engine")
+# The engine is a value: webrtc by default, silero when asked.
+engines = {e: find(render("--set", f"worker.engine={e}") if e != "default" else render(), "ConfigMap")[0]
+           ["data"].get("VADFLOW_ENGINE") for e in ("default", "silero")}
+check(engines == {"default": "webrtc", "silero": "silero"}, f"VADFLOW_ENGINE from worker.engine: {engines}")
 chart = yaml.safe_load(Path(CHART, "Chart.yaml").read_text())
 check("kubeVersion" in chart, "Chart.yaml kubeVersion")
 check(Path(CHART, "values.schema.json").exists() and Path(CHART, "templates", "NOTES.txt").exists(),

@@ -59,7 +59,7 @@ fn per_frame_decisions_match_py_webrtcvad_in_every_mode() {
             .map(|d| d.as_f64().unwrap_or(-1.0) as f32)
             .collect();
         let mut params = Params::default();
-        params.vad.mode = mode;
+        params.vad.mode = Some(mode);
         let mut ours = Vec::new();
         analyze(
             Box::new(std::fs::File::open(&path).expect("open")),

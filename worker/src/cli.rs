@@ -136,7 +136,8 @@ pub struct LocalArgs {
 /// How audio is analysed; shared by both modes.
 #[derive(Debug, Clone, Args)]
 pub struct AnalysisArgs {
-    /// VAD engine.
+    /// VAD engine: webrtc (fast; fails in heavy noise) or silero (neural; holds up in noise).
+    /// Segmentation defaults depend on the engine (see docs/segments-schema.md).
     #[arg(long, env = "VADFLOW_ENGINE", value_enum, default_value = "webrtc")]
     pub engine: EngineKind,
 
@@ -144,19 +145,20 @@ pub struct AnalysisArgs {
     #[arg(long, env = "VADFLOW_VAD_RATE", default_value_t = 16_000)]
     pub vad_rate: u32,
 
-    /// WebRTC aggressiveness, 0 to 3.
-    #[arg(long, env = "VADFLOW_VAD_MODE", default_value_t = VadParams::default().mode)]
-    pub mode: u8,
+    /// WebRTC aggressiveness, 0 to 3 [webrtc default: 3; not for silero].
+    #[arg(long, env = "VADFLOW_VAD_MODE")]
+    pub mode: Option<u8>,
 
-    /// Frame length in ms: 10, 20 or 30.
-    #[arg(long, env = "VADFLOW_FRAME_MS", default_value_t = VadParams::default().frame_ms)]
-    pub frame_ms: u32,
+    /// Frame length in ms: 10, 20 or 30 [webrtc default: 30; silero: 32 only].
+    #[arg(long, env = "VADFLOW_FRAME_MS")]
+    pub frame_ms: Option<u32>,
 
-    /// Speech score threshold (engines with probabilities).
+    /// A frame is speech at this score or above [default: 0.5].
     #[arg(long, env = "VADFLOW_THRESHOLD")]
     pub threshold: Option<f32>,
 
-    /// Score below which speech ends (hysteresis).
+    /// Inside speech, a frame stays speech down to this score (hysteresis) [webrtc default: the
+    /// threshold; silero: the threshold − 0.15].
     #[arg(long, env = "VADFLOW_NEG_THRESHOLD")]
     pub neg_threshold: Option<f32>,
 
@@ -214,16 +216,26 @@ pub struct AnalysisArgs {
 impl AnalysisArgs {
     /// The validated analysis parameters and output selection; an error names the bad setting.
     pub fn resolve(&self) -> anyhow::Result<(Params, Outputs)> {
+        let dv = VadParams::for_engine(self.engine);
         let vad = VadParams {
             engine: self.engine,
             sample_rate: self.vad_rate,
-            mode: self.mode,
-            frame_ms: self.frame_ms,
+            mode: match self.engine {
+                EngineKind::Webrtc => self.mode.or(dv.mode),
+                EngineKind::Silero => self.mode,
+            },
+            frame_ms: self.frame_ms.unwrap_or(dv.frame_ms),
         };
-        let d = SegmentParams::default();
+        let d = SegmentParams::for_engine(self.engine);
+        let threshold = self.threshold.unwrap_or(d.threshold);
+        let neg_default = match (self.engine, self.threshold) {
+            (_, None) => d.neg_threshold,
+            (EngineKind::Webrtc, Some(t)) => t,
+            (EngineKind::Silero, Some(t)) => SegmentParams::silero_neg_threshold(t),
+        };
         let segment = SegmentParams {
-            threshold: self.threshold.unwrap_or(d.threshold),
-            neg_threshold: self.neg_threshold.unwrap_or(d.neg_threshold),
+            threshold,
+            neg_threshold: self.neg_threshold.unwrap_or(neg_default),
             smoothing: self.smoothing.unwrap_or(d.smoothing),
             trigger: self.trigger.unwrap_or(d.trigger),
             pad_start: self.pad_start.unwrap_or(d.pad_start),
@@ -231,6 +243,7 @@ impl AnalysisArgs {
             min_speech: self.min_speech.unwrap_or(d.min_speech),
             min_silence: self.min_silence.unwrap_or(d.min_silence),
             max_segment: self.max_segment.unwrap_or(d.max_segment),
+            silero_pauses: d.silero_pauses,
         };
         let params = Params {
             vad,
@@ -284,5 +297,35 @@ mod tests {
         let (params, outputs) = args.analysis.resolve().expect("valid defaults");
         assert_eq!(params, Params::default());
         assert_eq!(outputs, Outputs::default());
+    }
+
+    fn local(args: &[&str]) -> anyhow::Result<(Params, Outputs)> {
+        let argv = ["worker", "vad", "x", "--out", "o"].iter().chain(args);
+        let Invocation::Local(local) = parse(argv).expect("parses") else {
+            panic!("local mode")
+        };
+        local.analysis.resolve()
+    }
+
+    #[test]
+    fn silero_takes_its_own_defaults_and_refuses_webrtc_settings() {
+        let (p, _) = local(&["--engine", "silero"]).expect("valid");
+        assert_eq!(p.vad, VadParams::for_engine(EngineKind::Silero));
+        assert_eq!(p.segment, SegmentParams::for_engine(EngineKind::Silero));
+        let (p, _) = local(&["--engine", "silero", "--threshold", "0.6"]).expect("valid");
+        assert!((p.segment.neg_threshold - 0.45).abs() < 1e-6);
+        for bad in [
+            &["--engine", "silero", "--mode", "2"][..],
+            &["--engine", "silero", "--frame-ms", "30"],
+            &["--engine", "silero", "--vad-rate", "8000"],
+        ] {
+            let err = local(bad).expect_err("refused");
+            assert!(
+                err.to_string().contains("silero") || err.to_string().contains("webrtc"),
+                "{err}"
+            );
+        }
+        let (p, _) = local(&["--threshold", "0.3"]).expect("webrtc threshold alone");
+        assert_eq!(p.segment.neg_threshold, 0.3);
     }
 }

@@ -17,6 +17,7 @@ use vadflow_tests::corpus::{self, CONDITIONS, FORMATS, RATE};
 use vadflow_tests::eval::{Counts, frame_counts, median, segment_match};
 use vadflow_worker::audio::pipeline::{Params, Sinks, analyze};
 use vadflow_worker::audio::segment::{SegmentParams, Segmenter};
+use vadflow_worker::audio::vad::{EngineKind, VadParams};
 use vadflow_worker::cli::AnalysisArgs;
 
 #[derive(Parser)]
@@ -236,38 +237,55 @@ fn reference(python: &Path, files: &[PathBuf], modes: &str) -> anyhow::Result<Re
 fn evaluate(corpus: &Path, python: &Path, params: &Params) -> anyhow::Result<()> {
     let truth = load_truth(corpus)?;
     let ids: Vec<&String> = truth.keys().collect();
-    let mode = params.vad.mode;
+    let mode = params.vad.mode.unwrap_or(3);
+    let silero = Params {
+        vad: VadParams::for_engine(EngineKind::Silero),
+        segment: SegmentParams::for_engine(EngineKind::Silero),
+        limits: params.limits,
+    };
     println!(
-        "Corpus: {} files, {:.1} min of audio per condition. vadflow: engine {:?}, mode {mode}, frame {} ms, \
-         min_silence {:?}, min_speech {:?}, padding {:?}/{:?}. Reference: py-webrtcvad example.py \
-         (30 ms frames, 300 ms ring, 90 % trigger), same mode, and its best mode per condition.\n",
+        "Corpus: {} files, {:.1} min of audio per condition. vadflow: engine {}, mode {mode}, frame {} ms, \
+         min_silence {:?}, min_speech {:?}, padding {:?}/{:?}; and engine silero with its defaults. \
+         Reference: py-webrtcvad example.py (30 ms frames, 300 ms ring, 90 % trigger), same mode, \
+         and its best mode per condition.\n",
         ids.len(),
         duration_of(corpus, &ids)? / 60.0,
-        params.vad.engine,
+        params.vad.engine.as_str(),
         params.vad.frame_ms,
         params.segment.min_silence,
         params.segment.min_speech,
         params.segment.pad_start,
         params.segment.pad_end,
     );
+    let engine = params.vad.engine.as_str();
     println!(
-        "| condition | vadflow frame P / R / F1 | vadflow segment P / R / F1 | example.py (mode {mode}) frame F1 | example.py (mode {mode}) segment F1 | example.py best mode: segment F1 |"
+        "| condition | vadflow {engine} frame P / R / F1 | vadflow {engine} segment P / R / F1 | vadflow silero frame P / R / F1 | vadflow silero segment P / R / F1 | example.py (mode {mode}) frame F1 | example.py (mode {mode}) segment F1 | example.py best mode: segment F1 |"
     );
-    println!("|---|---|---|---|---|---|");
-    let (mut ours_all, mut ref_all) = (Score::default(), Score::default());
+    println!("|---|---|---|---|---|---|---|---|");
+    let prf = |c: &Counts| {
+        format!(
+            "{} / {} / {}",
+            pct(c.precision()),
+            pct(c.recall()),
+            pct(c.f1())
+        )
+    };
+    let mut all = [Score::default(); 3];
     for cond in CONDITIONS {
         let files: Vec<PathBuf> = ids
             .iter()
             .map(|id| corpus.join(cond).join(format!("{id}.wav")))
             .collect();
-        let runs = parallel(&files, |p| run_file(p, params));
+        let runs = parallel(&files, |p| (run_file(p, params), run_file(p, &silero)));
         let refs = reference(python, &files, "0,1,2,3")?;
         let mut ours = Score::default();
+        let mut sil = Score::default();
         let mut theirs = [Score::default(); 4];
-        for ((id, path), run) in ids.iter().zip(&files).zip(runs) {
-            let run = run?;
+        for ((id, path), (run, run_silero)) in ids.iter().zip(&files).zip(runs) {
+            let (run, run_silero) = (run?, run_silero?);
             let t = &truth[*id];
             ours.add(score(t, &run.segments, run.duration));
+            sil.add(score(t, &run_silero.segments, run_silero.duration));
             for (m, s) in theirs.iter_mut().enumerate() {
                 let key = (path.display().to_string(), m as u8);
                 s.add(score(
@@ -277,33 +295,30 @@ fn evaluate(corpus: &Path, python: &Path, params: &Params) -> anyhow::Result<()>
                 ));
             }
         }
-        let same = theirs[mode as usize];
+        let same = theirs[usize::from(mode.min(3))];
         let best = theirs.iter().map(|s| s.seg.f1()).fold(0.0, f64::max);
         println!(
-            "| {cond} | {} / {} / {} | {} / {} / {} | {} | {} | {} |",
-            pct(ours.frame.precision()),
-            pct(ours.frame.recall()),
-            pct(ours.frame.f1()),
-            pct(ours.seg.precision()),
-            pct(ours.seg.recall()),
-            pct(ours.seg.f1()),
+            "| {cond} | {} | {} | {} | {} | {} | {} | {} |",
+            prf(&ours.frame),
+            prf(&ours.seg),
+            prf(&sil.frame),
+            prf(&sil.seg),
             pct(same.frame.f1()),
             pct(same.seg.f1()),
             pct(best),
         );
-        ours_all.add(ours);
-        ref_all.add(same);
+        all[0].add(ours);
+        all[1].add(sil);
+        all[2].add(same);
     }
     println!(
-        "| **overall** | {} / {} / {} | {} / {} / {} | {} | {} | |",
-        pct(ours_all.frame.precision()),
-        pct(ours_all.frame.recall()),
-        pct(ours_all.frame.f1()),
-        pct(ours_all.seg.precision()),
-        pct(ours_all.seg.recall()),
-        pct(ours_all.seg.f1()),
-        pct(ref_all.frame.f1()),
-        pct(ref_all.seg.f1()),
+        "| **overall** | {} | {} | {} | {} | {} | {} | |",
+        prf(&all[0].frame),
+        prf(&all[0].seg),
+        prf(&all[1].frame),
+        prf(&all[1].seg),
+        pct(all[2].frame.f1()),
+        pct(all[2].seg.f1()),
     );
     Ok(())
 }
@@ -349,7 +364,7 @@ fn sweep(corpus: &Path, python: &Path, top: usize) -> anyhow::Result<()> {
             })
             .collect();
         let mut params = Params::default();
-        params.vad.mode = mode;
+        params.vad.mode = Some(mode);
         // Scores depend only on the engine settings: compute them once per file and condition.
         let jobs: Vec<(String, PathBuf)> = CONDITIONS
             .iter()

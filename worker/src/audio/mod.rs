@@ -10,6 +10,7 @@ pub mod pipeline;
 pub mod render;
 pub mod resample;
 pub mod segment;
+pub mod silero;
 pub mod source;
 pub mod vad;
 pub mod wav;

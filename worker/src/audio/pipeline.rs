@@ -12,7 +12,6 @@ use super::vad::{VadParams, to_i16};
 use super::{Limits, wav};
 use serde::Serialize;
 use std::collections::VecDeque;
-use std::time::Duration;
 use symphonia::core::io::MediaSource;
 use vadflow_common::Failure;
 
@@ -28,8 +27,7 @@ impl Params {
     /// Validates the whole configuration once, at start-up.
     pub fn validate(&self) -> Result<(), String> {
         self.vad.validate()?;
-        self.segment
-            .validate(Duration::from_millis(u64::from(self.vad.frame_ms)))?;
+        self.segment.validate(self.vad.frame_duration())?;
         if self.limits.max_channels == 0 || self.limits.max_input_bytes == 0 {
             return Err("limits must be positive".into());
         }
@@ -113,6 +111,11 @@ impl Ring {
 struct Run<'a, 'b> {
     engine: Box<dyn super::vad::Engine>,
     frame_len: usize,
+    /// Frames scored at once (the engine's preference).
+    block_frames: usize,
+    /// A frame counts as speech at this score.
+    threshold: f32,
+    block_scores: Vec<f32>,
     segmenter: Segmenter,
     pending: Vec<f32>,
     ring: Option<Ring>,
@@ -132,22 +135,38 @@ impl Run<'_, '_> {
             ring.samples.extend(samples.iter().map(|&x| to_i16(x)));
         }
         self.pending.extend_from_slice(samples);
-        let mut used = 0;
-        while self.pending.len() - used >= self.frame_len {
-            let frame = &self.pending[used..used + self.frame_len];
-            let score = self.engine.score(frame);
-            used += self.frame_len;
+        self.score_pending(false)
+    }
+
+    /// Scores the pending whole frames, in blocks of the engine's size (all of them at the end
+    /// of the stream), and segments them.
+    fn score_pending(&mut self, end_of_stream: bool) -> Result<(), Failure> {
+        let whole = self.pending.len() / self.frame_len;
+        let frames = if end_of_stream {
+            whole
+        } else {
+            whole - whole % self.block_frames
+        };
+        if frames == 0 {
+            return Ok(());
+        }
+        let mut scores = std::mem::take(&mut self.block_scores);
+        scores.clear();
+        self.engine
+            .score_frames(&self.pending[..frames * self.frame_len], &mut scores);
+        self.pending.drain(..frames * self.frame_len);
+        for &score in &scores {
             self.frames += 1;
-            if let Some(scores) = self.sinks.scores.as_deref_mut() {
-                scores.push(score);
+            if let Some(sink) = self.sinks.scores.as_deref_mut() {
+                sink.push(score);
             }
-            if score >= 0.5 {
+            if score >= self.threshold {
                 self.speech_frames += 1;
             }
             self.segmenter.push(score);
             self.drain_ready()?;
         }
-        self.pending.drain(..used);
+        self.block_scores = scores;
         Ok(())
     }
 
@@ -194,13 +213,17 @@ pub fn analyze(
     let mut resampler = Resampler::new(decoder.sample_rate(), rate)?;
     let engine = params.vad.engine()?;
     let frame_len = engine.frame_len();
+    let block_frames = engine.block_frames().max(1);
     let segmenter = Segmenter::new(&params.segment, rate, frame_len);
     let keep_audio = sinks.speech.is_some() || sinks.clips.is_some();
     let mut run = Run {
         engine,
         frame_len,
+        block_frames,
+        threshold: params.segment.threshold,
+        block_scores: Vec::with_capacity(block_frames),
         segmenter,
-        pending: Vec::with_capacity(frame_len * 2),
+        pending: Vec::with_capacity(frame_len * (block_frames + 1)),
         ring: keep_audio.then(|| Ring {
             base: 0,
             samples: VecDeque::new(),
@@ -235,6 +258,7 @@ pub fn analyze(
     if let Some(f) = status.and_then(SourceStatus::failure) {
         return Err(f);
     }
+    run.score_pending(true)?;
     run.segmenter.finish(run.total);
     run.drain_ready()?;
     Ok(Analysis {

@@ -53,6 +53,12 @@ pub struct SegmentParams {
     pub min_silence: Duration,
     #[serde(serialize_with = "secs")]
     pub max_segment: Duration,
+    /// silero-vad's pause rules (`get_speech_timestamps`): a pause is measured up to the start
+    /// of the frame being scored, not its end (so it ends speech one frame later), and only a
+    /// frame below `neg_threshold` can end speech. Implied by the engine, so not written to
+    /// `segments.json`.
+    #[serde(skip)]
+    pub silero_pauses: bool,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -71,7 +77,37 @@ impl Default for SegmentParams {
             min_speech: Duration::from_millis(150),
             min_silence: Duration::from_millis(300),
             max_segment: Duration::from_secs(30),
+            silero_pauses: false,
         }
+    }
+}
+
+impl SegmentParams {
+    /// The engine's default settings. WebRTC's were chosen by measurement on a labelled corpus
+    /// (`vadflow-eval sweep`); Silero's are its authors' (`get_speech_timestamps`): threshold
+    /// 0.5 with a negative threshold 0.15 below it, no trigger window, 250 ms minimum speech,
+    /// 100 ms minimum silence, 30 ms padding.
+    pub fn for_engine(engine: super::vad::EngineKind) -> SegmentParams {
+        match engine {
+            super::vad::EngineKind::Webrtc => SegmentParams::default(),
+            super::vad::EngineKind::Silero => SegmentParams {
+                threshold: 0.5,
+                neg_threshold: 0.35,
+                smoothing: Duration::ZERO,
+                trigger: 0.5,
+                pad_start: Duration::from_millis(30),
+                pad_end: Duration::from_millis(30),
+                min_speech: Duration::from_millis(250),
+                min_silence: Duration::from_millis(100),
+                max_segment: Duration::from_secs(30),
+                silero_pauses: true,
+            },
+        }
+    }
+
+    /// Silero's rule for the negative threshold: 0.15 below the threshold, at least 0.01.
+    pub fn silero_neg_threshold(threshold: f32) -> f32 {
+        (threshold - 0.15).max(0.01)
     }
 }
 
@@ -120,8 +156,9 @@ pub struct Segmenter {
     pad_start: u64,
     pad_end: u64,
     min_speech: u64,
-    /// A segment closes after this much silence: max(min_silence, pad_end).
+    /// A segment closes after this much silence: max(min_silence (+ a frame), pad_end).
     close_after: u64,
+    silero_pauses: bool,
     /// Longest unpadded span of a segment.
     max_span: u64,
     pos: u64,
@@ -160,7 +197,11 @@ impl Segmenter {
             pad_start,
             pad_end,
             min_speech: samples(params.min_speech, rate),
-            close_after: samples(params.min_silence, rate).max(pad_end).max(1),
+            close_after: (samples(params.min_silence, rate)
+                + if params.silero_pauses { frame } else { 0 })
+            .max(pad_end)
+            .max(1),
+            silero_pauses: params.silero_pauses,
             max_span: samples(params.max_segment, rate)
                 .saturating_sub(pad_start + pad_end)
                 .max(frame),
@@ -226,6 +267,7 @@ impl Segmenter {
             }
         }
         if !extended
+            && (!self.silero_pauses || score < self.neg_threshold)
             && let Some(open) = &self.open
             && frame_end - open.end >= self.close_after
         {
@@ -340,6 +382,7 @@ mod tests {
             min_speech: Duration::ZERO,
             min_silence: Duration::from_millis(100),
             max_segment: Duration::from_secs(100),
+            silero_pauses: false,
         }
     }
 
@@ -441,6 +484,39 @@ mod tests {
         // its first voiced frame, and ends at its last voiced frame.
         let segs = run(&p, "#....#....##.........###.####..............");
         assert_eq!(segs, vec![(210, 290)]);
+    }
+
+    #[test]
+    fn silero_pauses_end_speech_one_frame_later_and_only_below_the_negative_threshold() {
+        let base = SegmentParams {
+            min_silence: Duration::from_millis(30),
+            neg_threshold: 0.35,
+            ..params()
+        };
+        let silero = SegmentParams {
+            silero_pauses: true,
+            ..base
+        };
+        let segs = |p: &SegmentParams, scores: &[f32]| {
+            let mut s = Segmenter::new(p, RATE, FRAME);
+            for &x in scores {
+                s.push(x);
+            }
+            s.finish(scores.len() as u64 * FRAME as u64);
+            s.take_ready().map(|g| (g.start, g.end)).collect::<Vec<_>>()
+        };
+        // A pause of three frames (30 ms) ends speech by default, not by silero-vad's measure.
+        let three = [1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0];
+        assert_eq!(segs(&base, &three), vec![(0, 20), (50, 70)]);
+        assert_eq!(segs(&silero, &three), vec![(0, 70)]);
+        // Four silent frames end it for both...
+        let four = [1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0];
+        assert_eq!(segs(&silero, &four), vec![(0, 20), (60, 70)]);
+        // ...unless the fourth is between the thresholds: only a frame below neg_threshold ends
+        // speech in silero-vad.
+        let grey = [1.0, 1.0, 0.0, 0.0, 0.0, 0.4, 1.0];
+        assert_eq!(segs(&silero, &grey), vec![(0, 70)]);
+        assert_eq!(segs(&base, &grey), vec![(0, 20), (60, 70)]);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! **vad**: voice activity detection engines behind one trait.
 //!
 //! An engine sees fixed-size frames of mono audio at its own rate and returns a speech score in
-//! `[0, 1]` per frame. WebRTC VAD returns 0 or 1. An engine is stateful: create a fresh one per
-//! file and call it exactly once per frame.
+//! `[0, 1]` per frame: WebRTC VAD returns 0 or 1, Silero a probability. An engine is stateful:
+//! create a fresh one per file and give it every frame once, in order, one at a time or in
+//! blocks.
 
+use super::silero;
 use serde::Serialize;
 use vadflow_common::{Failure, Reason};
 use webrtc_vad::{SampleRate, Vad, VadMode};
@@ -14,6 +16,17 @@ use webrtc_vad::{SampleRate, Vad, VadMode};
 pub enum EngineKind {
     /// WebRTC's GMM voice activity detector (libfvad).
     Webrtc,
+    /// Silero VAD v6, a neural network (16 kHz, 32 ms frames); holds up in noise.
+    Silero,
+}
+
+impl EngineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Webrtc => "webrtc",
+            EngineKind::Silero => "silero",
+        }
+    }
 }
 
 /// Engine settings.
@@ -22,24 +35,38 @@ pub struct VadParams {
     pub engine: EngineKind,
     /// Sample rate the engine runs at: 8000, 16000, 32000 or 48000.
     pub sample_rate: u32,
-    /// WebRTC aggressiveness, 0 (least) to 3 (most aggressive).
-    pub mode: u8,
-    /// Frame length in milliseconds: 10, 20 or 30 (WebRTC).
+    /// WebRTC aggressiveness, 0 (least) to 3 (most aggressive); none for Silero.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u8>,
+    /// Frame length in milliseconds: 10, 20 or 30 (WebRTC); 32 (Silero).
     pub frame_ms: u32,
 }
 
 impl Default for VadParams {
     fn default() -> Self {
-        VadParams {
-            engine: EngineKind::Webrtc,
-            sample_rate: 16_000,
-            mode: 3,
-            frame_ms: 30,
-        }
+        VadParams::for_engine(EngineKind::Webrtc)
     }
 }
 
 impl VadParams {
+    /// The engine's default settings.
+    pub fn for_engine(engine: EngineKind) -> VadParams {
+        match engine {
+            EngineKind::Webrtc => VadParams {
+                engine,
+                sample_rate: 16_000,
+                mode: Some(3),
+                frame_ms: 30,
+            },
+            EngineKind::Silero => VadParams {
+                engine,
+                sample_rate: silero::RATE,
+                mode: None,
+                frame_ms: 32,
+            },
+        }
+    }
+
     /// Checks the combination; called once at start-up so bad configuration fails fast.
     pub fn validate(&self) -> Result<(), String> {
         if ![8_000, 16_000, 32_000, 48_000].contains(&self.sample_rate) {
@@ -50,8 +77,10 @@ impl VadParams {
         }
         match self.engine {
             EngineKind::Webrtc => {
-                if self.mode > 3 {
-                    return Err(format!("WebRTC mode {} must be 0 to 3", self.mode));
+                match self.mode {
+                    None => return Err("the webrtc engine needs a mode (0 to 3)".into()),
+                    Some(m) if m > 3 => return Err(format!("WebRTC mode {m} must be 0 to 3")),
+                    Some(_) => {}
                 }
                 if ![10, 20, 30].contains(&self.frame_ms) {
                     return Err(format!(
@@ -60,8 +89,30 @@ impl VadParams {
                     ));
                 }
             }
+            EngineKind::Silero => {
+                if self.sample_rate != silero::RATE {
+                    return Err(format!(
+                        "the silero engine runs at 16000 Hz, not {}",
+                        self.sample_rate
+                    ));
+                }
+                if self.mode.is_some() {
+                    return Err("a mode applies to the webrtc engine only".into());
+                }
+                if self.frame_ms != 32 {
+                    return Err(format!(
+                        "the silero engine runs on 32 ms frames, not {} ms",
+                        self.frame_ms
+                    ));
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Length of a frame.
+    pub fn frame_duration(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::from(self.frame_ms))
     }
 
     /// Samples per frame.
@@ -75,6 +126,7 @@ impl VadParams {
             .map_err(|e| Failure::new(Reason::Internal, e))?;
         Ok(match self.engine {
             EngineKind::Webrtc => Box::new(WebRtc::new(self)),
+            EngineKind::Silero => Box::new(silero::Silero::new()),
         })
     }
 }
@@ -83,9 +135,36 @@ impl VadParams {
 pub trait Engine {
     /// Samples per frame at [`VadParams::sample_rate`].
     fn frame_len(&self) -> usize;
+    /// Frames the engine prefers to score at once ([`Engine::score_frames`]).
+    fn block_frames(&self) -> usize {
+        1
+    }
     /// Speech score of the next frame, in `[0, 1]`. `frame` has exactly `frame_len()` samples
     /// in `[-1, 1]`.
     fn score(&mut self, frame: &[f32]) -> f32;
+    /// Scores the next frames: `samples` holds whole frames; one score per frame is appended to
+    /// `scores`. The same as calling [`Engine::score`] on each frame in turn.
+    fn score_frames(&mut self, samples: &[f32], scores: &mut Vec<f32>) {
+        let n = self.frame_len();
+        for frame in samples.chunks_exact(n) {
+            scores.push(self.score(frame));
+        }
+    }
+}
+
+impl Engine for silero::Silero {
+    fn frame_len(&self) -> usize {
+        silero::FRAME
+    }
+    fn block_frames(&self) -> usize {
+        silero::BLOCK
+    }
+    fn score(&mut self, frame: &[f32]) -> f32 {
+        silero::Silero::score(self, frame)
+    }
+    fn score_frames(&mut self, samples: &[f32], scores: &mut Vec<f32>) {
+        silero::Silero::score_frames(self, samples, scores);
+    }
 }
 
 /// WebRTC VAD (libfvad, the same GMM detector as py-webrtcvad).
@@ -105,9 +184,9 @@ impl WebRtc {
             _ => SampleRate::Rate16kHz,
         };
         let mode = match params.mode {
-            0 => VadMode::Quality,
-            1 => VadMode::LowBitrate,
-            2 => VadMode::Aggressive,
+            Some(0) => VadMode::Quality,
+            Some(1) => VadMode::LowBitrate,
+            Some(2) => VadMode::Aggressive,
             _ => VadMode::VeryAggressive,
         };
         let frame_len = params.frame_len();
@@ -137,10 +216,17 @@ impl Engine for WebRtc {
     }
 }
 
-/// `f32` in `[-1, 1]` to 16-bit PCM, the inverse of the decoder's `s / 32768`.
-#[inline]
+/// `f32` in `[-1, 1]` to 16-bit PCM, the inverse of the decoder's `s / 32768`: scaled, clamped
+/// and rounded to nearest (ties to even). Branch-free and without a float-to-int cast or a call
+/// to `round`, so that loops over it vectorise (it runs on every sample).
+#[inline(always)]
 pub fn to_i16(x: f32) -> i16 {
-    (x * 32768.0).round().clamp(-32768.0, 32767.0) as i16
+    // Adding 1.5 · 2^23 rounds to an integer held in the low mantissa bits (exact for |v| <
+    // 2^22). NaN (a corrupt float file) becomes silence.
+    const SHIFT: f32 = 12_582_912.0;
+    let x = if x.is_nan() { 0.0 } else { x };
+    let v = (x * 32768.0).clamp(-32768.0, 32767.0);
+    (v + SHIFT).to_bits().wrapping_sub(SHIFT.to_bits()) as i16
 }
 
 #[cfg(test)]
@@ -149,11 +235,18 @@ mod tests {
 
     #[test]
     fn pcm_conversion_round_trips_16_bit() {
-        for s in [-32768i16, -1, 0, 1, 12345, 32767] {
+        for s in i16::MIN..=i16::MAX {
             assert_eq!(to_i16(f32::from(s) / 32768.0), s);
         }
         assert_eq!(to_i16(2.0), 32767);
         assert_eq!(to_i16(-2.0), -32768);
+        assert_eq!(to_i16(f32::INFINITY), 32767);
+        assert_eq!(to_i16(f32::NEG_INFINITY), -32768);
+        assert_eq!(to_i16(f32::NAN), 0);
+        // Rounds to nearest.
+        assert_eq!(to_i16(100.4 / 32768.0), 100);
+        assert_eq!(to_i16(100.6 / 32768.0), 101);
+        assert_eq!(to_i16(-100.6 / 32768.0), -101);
     }
 
     #[test]
@@ -165,10 +258,29 @@ mod tests {
         };
         assert!(bad_rate.validate().is_err());
         let bad_mode = VadParams {
-            mode: 4,
+            mode: Some(4),
             ..VadParams::default()
         };
         assert!(bad_mode.validate().is_err());
+        let silero = VadParams::for_engine(EngineKind::Silero);
+        assert!(silero.validate().is_ok());
+        assert_eq!(silero.frame_len(), silero::FRAME);
+        for bad in [
+            VadParams {
+                sample_rate: 8_000,
+                ..silero
+            },
+            VadParams {
+                mode: Some(3),
+                ..silero
+            },
+            VadParams {
+                frame_ms: 30,
+                ..silero
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
         let bad_frame = VadParams {
             frame_ms: 25,
             ..VadParams::default()

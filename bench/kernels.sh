@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Kernel benchmarks, one thread each, vadflow and the Python references in the same run:
+#   - VAD core on 1 hour of 16 kHz speech: WebRTC against py-webrtcvad's raw per-frame loop,
+#     Silero (blocks, and one frame at a time) against PyPI onnxruntime on the same model;
+#   - decode + resample to 16 kHz, per format (WAV, FLAC, MP3, Vorbis, Opus; 10 minutes of
+#     44.1 kHz stereo speech, Opus 48 kHz) against soundfile + soxr.
+# Prints the table: real-time factor per core (audio seconds per second of one core) and ratios.
+#   bench/kernels.sh [--runs N]        (default: 5 runs, medians)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+export AWS_EC2_METADATA_DISABLED=true
+runs=5
+[ "${1:-}" != "--runs" ] || runs="$2"
+python="$(bench/setup-venv.sh --full --onnx)"
+models/silero-vad/extract.sh >/dev/null
+model="$root/.local/silero-vad/silero_vad/data/silero_vad_16k_sequence.onnx"
+work="$root/.local/bench"
+mkdir -p "$work/formats"
+
+# Speech with pauses: 1 hour at 16 kHz, and 10 minutes of 44.1 kHz stereo in each format.
+[ -f "$work/speech-1h.wav" ] || bench/speech.sh "$work/speech-1h.wav" 3600
+if [ ! -f "$work/formats/speech.opus" ]; then
+  bench/speech.sh "$work/formats/speech.wav" 600 -r 44100 -c 2
+  src="$work/formats/speech.wav"
+  ffmpeg -v error -y -i "$src" -c:a flac "$work/formats/speech.flac"
+  ffmpeg -v error -y -i "$src" -c:a libmp3lame -b:a 128k "$work/formats/speech.mp3"
+  ffmpeg -v error -y -i "$src" -c:a libvorbis -q:a 4 "$work/formats/speech.ogg"
+  ffmpeg -v error -y -i "$src" -ar 48000 -c:a libopus -b:a 48k "$work/formats/speech.opus"
+fi
+
+echo "bench: reference (Python, one thread), $runs runs each" >&2
+OMP_NUM_THREADS=1 "$python" bench/reference/kernels.py --audio "$work/speech-1h.wav" --model "$model" \
+  --formats "$work/formats" --runs "$runs" >"$work/reference.json"
+echo "bench: vadflow (release, one thread), $runs runs each" >&2
+cargo bench --locked -q -p vadflow-worker --bench kernels -- \
+  --audio "$work/speech-1h.wav" --formats "$work/formats" --reference "$work/reference.json" --runs "$runs"

@@ -1,0 +1,355 @@
+//! **vad** with Silero VAD (16 kHz, v6), a small neural network, in pure Rust.
+//!
+//! The forward pass of `silero_vad_16k_sequence.onnx`, per frame of 512 new samples (32 ms):
+//! 1. the frame, after the last 64 samples of the previous frame (its context; zeros at first),
+//!    reflected by 64 samples on the right: 640 samples;
+//! 2. an STFT of 4 windows (256 samples, hop 128, periodic Hann), magnitudes: `[129 × 4]`;
+//! 3. four 1-D convolutions with ReLU: 129→128 (stride 1), →64 (stride 2), →64 (stride 2),
+//!    →128 (stride 1), all kernel 3 with padding 1: `[128 × 1]`;
+//! 4. an LSTM cell of 128 units whose state (h, c) carries from frame to frame;
+//! 5. ReLU, a 1×1 convolution and a sigmoid: the speech probability.
+//!
+//! Frames are processed in blocks ([`BLOCK`]): everything but the LSTM recurrence is a matrix
+//! product over the whole block. The state (h, c and the context samples) lives in [`Silero`],
+//! so memory is flat in the audio's length, and one frame at a time gives the same result as a
+//! block ([`Silero::score`] is the path for live input).
+
+mod math;
+pub mod weights;
+
+use math::{Layout, gemm_acc, sigmoid, tanh};
+use realfft::RealToComplex;
+use realfft::num_complex::Complex;
+use std::sync::Arc;
+use weights::{WEIGHTS, Weights};
+
+/// The model's sample rate.
+pub const RATE: u32 = 16_000;
+/// New samples per frame (32 ms).
+pub const FRAME: usize = 512;
+/// Samples of the previous frame seen again with each frame.
+const CONTEXT: usize = 64;
+/// STFT window length and hop.
+const WINDOW: usize = 256;
+const HOP: usize = 128;
+/// STFT windows per frame and frequency bins per window.
+const STEPS: usize = 4;
+const CONV1_IN: usize = WINDOW / 2 + 1;
+/// LSTM units.
+const HIDDEN: usize = 128;
+/// Frames per block in block mode.
+pub const BLOCK: usize = 128;
+/// Rows of the recurrent weights summed together in registers.
+const PANEL: usize = 32;
+
+/// Slots per frame in the spectrogram and first-convolution buffers: the steps plus zero padding
+/// on each side (the spectrogram needs both sides, conv 2 only the left one).
+const SPEC_SLOTS: usize = STEPS + 2;
+const Y1_SLOTS: usize = STEPS + 1;
+
+/// A Silero VAD stream: one per file, fed consecutive frames.
+pub struct Silero {
+    w: &'static Weights,
+    h: [f32; HIDDEN],
+    c: [f32; HIDDEN],
+    context: [f32; CONTEXT],
+    fft: Arc<dyn RealToComplex<f32>>,
+    window: Vec<f32>,
+    fft_in: Vec<f32>,
+    fft_out: Vec<Complex<f32>>,
+    fft_scratch: Vec<Complex<f32>>,
+    padded: Vec<f32>,
+    /// Per block: `[frame][slot][bin]` magnitudes, slots 0 and 5 zero.
+    spec: Vec<f32>,
+    /// `[frame][slot][128]`, slot 0 zero.
+    y1: Vec<f32>,
+    /// `[frame][2][64]`.
+    y2: Vec<f32>,
+    /// `[frame][64]`.
+    y3: Vec<f32>,
+    /// `[frame][128]`.
+    y4: Vec<f32>,
+    /// `[frame][4 × 128]`: the LSTM gates' input part.
+    gates: Vec<f32>,
+}
+
+impl std::fmt::Debug for Silero {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Silero").finish_non_exhaustive()
+    }
+}
+
+impl Default for Silero {
+    fn default() -> Self {
+        Silero::new()
+    }
+}
+
+impl Silero {
+    /// A fresh stream (zero state). The weights are shared by every stream of the process.
+    pub fn new() -> Silero {
+        let fft = realfft::RealFftPlanner::<f32>::new().plan_fft_forward(WINDOW);
+        let fft_out = fft.make_output_vec();
+        let fft_scratch = fft.make_scratch_vec();
+        let window = (0..WINDOW)
+            .map(|n| {
+                (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / WINDOW as f64).cos()) as f32
+            })
+            .collect();
+        Silero {
+            w: &WEIGHTS,
+            h: [0.0; HIDDEN],
+            c: [0.0; HIDDEN],
+            context: [0.0; CONTEXT],
+            fft,
+            window,
+            fft_in: vec![0.0; WINDOW],
+            fft_out,
+            fft_scratch,
+            padded: vec![0.0; CONTEXT + FRAME + CONTEXT],
+            spec: vec![0.0; BLOCK * SPEC_SLOTS * CONV1_IN],
+            y1: vec![0.0; BLOCK * Y1_SLOTS * 128],
+            y2: vec![0.0; BLOCK * 2 * 64],
+            y3: vec![0.0; BLOCK * 64],
+            y4: vec![0.0; BLOCK * 128],
+            gates: vec![0.0; BLOCK * 4 * HIDDEN],
+        }
+    }
+
+    /// Back to the initial state, for a new stream.
+    pub fn reset(&mut self) {
+        self.h = [0.0; HIDDEN];
+        self.c = [0.0; HIDDEN];
+        self.context = [0.0; CONTEXT];
+    }
+
+    /// The speech probability of the next frame of exactly [`FRAME`] samples (the one-frame
+    /// path, for live input).
+    pub fn score(&mut self, frame: &[f32]) -> f32 {
+        let mut out = [0.0];
+        self.forward(frame, &mut out);
+        out[0]
+    }
+
+    /// The speech probabilities of consecutive frames: `samples` holds whole frames, one
+    /// probability per frame is appended to `probs`.
+    pub fn score_frames(&mut self, samples: &[f32], probs: &mut Vec<f32>) {
+        for block in samples.chunks(BLOCK * FRAME) {
+            let n = block.len() / FRAME;
+            let at = probs.len();
+            probs.resize(at + n, 0.0);
+            self.forward(&block[..n * FRAME], &mut probs[at..]);
+        }
+    }
+
+    /// Runs up to [`BLOCK`] frames.
+    fn forward(&mut self, samples: &[f32], probs: &mut [f32]) {
+        let n = probs.len();
+        assert!(
+            n <= BLOCK && samples.len() == n * FRAME,
+            "whole frames, one block"
+        );
+        for (f, frame) in samples.chunks_exact(FRAME).enumerate() {
+            self.spectrogram(f, frame);
+        }
+        self.encoder(n);
+        let (w, gates) = (self.w, &mut self.gates);
+        for (g, p) in gates.chunks_exact_mut(4 * HIDDEN).zip(probs.iter_mut()) {
+            *p = lstm_step(w, g, &mut self.h, &mut self.c);
+        }
+    }
+
+    /// Step 2 for frame `f` of the block; also moves the context on.
+    fn spectrogram(&mut self, f: usize, frame: &[f32]) {
+        let p = &mut self.padded;
+        p[..CONTEXT].copy_from_slice(&self.context);
+        p[CONTEXT..CONTEXT + FRAME].copy_from_slice(frame);
+        let last = CONTEXT + FRAME - 1;
+        for k in 0..CONTEXT {
+            p[last + 1 + k] = p[last - 1 - k];
+        }
+        self.context.copy_from_slice(&frame[FRAME - CONTEXT..]);
+        let base = f * SPEC_SLOTS * CONV1_IN;
+        for step in 0..STEPS {
+            let win = &p[step * HOP..step * HOP + WINDOW];
+            for ((x, &s), &w) in self.fft_in.iter_mut().zip(win).zip(&self.window) {
+                *x = s * w;
+            }
+            self.fft
+                .process_with_scratch(&mut self.fft_in, &mut self.fft_out, &mut self.fft_scratch)
+                .expect("FFT buffers have the planned sizes");
+            let at = base + (step + 1) * CONV1_IN;
+            for (m, z) in self.spec[at..at + CONV1_IN].iter_mut().zip(&self.fft_out) {
+                *m = (z.re * z.re + z.im * z.im).sqrt();
+            }
+        }
+    }
+
+    /// Step 3 for `n` frames, then the LSTM gates' input part.
+    fn encoder(&mut self, n: usize) {
+        let w = self.w;
+        let [c1, c2, c3, c4] = &w.conv;
+        // conv 1, one product per output step: the input of step t is slots t..t+3.
+        for slots in self.y1.chunks_exact_mut(Y1_SLOTS * 128).take(n) {
+            slots[..128].fill(0.0);
+            for t in 0..STEPS {
+                slots[(t + 1) * 128..(t + 2) * 128].copy_from_slice(&c1.b);
+            }
+        }
+        for t in 0..STEPS {
+            gemm_acc(
+                &c1.w,
+                Layout::rows(c1.out, c1.k),
+                &self.spec[t * CONV1_IN..],
+                Layout::cols(c1.k, n, SPEC_SLOTS * CONV1_IN),
+                &mut self.y1[(t + 1) * 128..],
+                Layout::cols(128, n, Y1_SLOTS * 128),
+            );
+        }
+        relu(&mut self.y1[..n * Y1_SLOTS * 128]);
+        // conv 2, stride 2: output step t reads slots 2t..2t+3.
+        fill_bias(&mut self.y2[..n * 128], &c2.b);
+        for t in 0..2 {
+            gemm_acc(
+                &c2.w,
+                Layout::rows(c2.out, c2.k),
+                &self.y1[2 * t * 128..],
+                Layout::cols(c2.k, n, Y1_SLOTS * 128),
+                &mut self.y2[t * 64..],
+                Layout::cols(64, n, 2 * 64),
+            );
+        }
+        relu(&mut self.y2[..n * 128]);
+        // conv 3 (taps 1 and 2: both steps of conv 2) and conv 4 (its centre tap).
+        fill_bias(&mut self.y3[..n * 64], &c3.b);
+        gemm_acc(
+            &c3.w,
+            Layout::rows(c3.out, c3.k),
+            &self.y2,
+            Layout::cols(c3.k, n, c3.k),
+            &mut self.y3,
+            Layout::cols(64, n, 64),
+        );
+        relu(&mut self.y3[..n * 64]);
+        fill_bias(&mut self.y4[..n * 128], &c4.b);
+        gemm_acc(
+            &c4.w,
+            Layout::rows(c4.out, c4.k),
+            &self.y3,
+            Layout::cols(c4.k, n, c4.k),
+            &mut self.y4,
+            Layout::cols(128, n, 128),
+        );
+        relu(&mut self.y4[..n * 128]);
+        fill_bias(&mut self.gates[..n * 4 * HIDDEN], &w.lstm_b);
+        gemm_acc(
+            &w.lstm_w,
+            Layout::rows(4 * HIDDEN, 128),
+            &self.y4,
+            Layout::cols(128, n, 128),
+            &mut self.gates,
+            Layout::cols(4 * HIDDEN, n, 4 * HIDDEN),
+        );
+    }
+}
+
+fn relu(x: &mut [f32]) {
+    for v in x {
+        *v = v.max(0.0);
+    }
+}
+
+/// Fills consecutive vectors with the bias.
+fn fill_bias(x: &mut [f32], bias: &[f32]) {
+    for chunk in x.chunks_exact_mut(bias.len()) {
+        chunk.copy_from_slice(bias);
+    }
+}
+
+/// Steps 4 and 5 for one frame: `g` holds the gates' input part and is overwritten.
+fn lstm_step(w: &Weights, g: &mut [f32], h: &mut [f32; HIDDEN], c: &mut [f32; HIDDEN]) -> f32 {
+    // g += R · h, one panel of rows at a time, its sums in registers.
+    for (gp, panel) in g
+        .chunks_exact_mut(PANEL)
+        .zip(w.lstm_r_panels.chunks_exact(PANEL * HIDDEN))
+    {
+        let mut acc = [0.0f32; PANEL];
+        acc.copy_from_slice(gp);
+        for (col, &hk) in panel.chunks_exact(PANEL).zip(h.iter()) {
+            for (a, &r) in acc.iter_mut().zip(col) {
+                *a += r * hk;
+            }
+        }
+        gp.copy_from_slice(&acc);
+    }
+    // The gates, each a vectorisable loop over the units.
+    let (gi, rest) = g.split_at_mut(HIDDEN);
+    let (gf, rest) = rest.split_at_mut(HIDDEN);
+    let (gg, go) = rest.split_at_mut(HIDDEN);
+    for gate in [&mut *gi, &mut *gf, &mut *go] {
+        for x in gate.iter_mut() {
+            *x = sigmoid(*x);
+        }
+    }
+    for x in gg.iter_mut() {
+        *x = tanh(*x);
+    }
+    for j in 0..HIDDEN {
+        c[j] = gf[j] * c[j] + gi[j] * gg[j];
+    }
+    for j in 0..HIDDEN {
+        h[j] = go[j] * tanh(c[j]);
+    }
+    // The output: sigmoid(w · relu(h) + b), summed in independent lanes.
+    let mut lanes = [0.0f32; 8];
+    for (wc, hc) in w.out_w.chunks_exact(8).zip(h.chunks_exact(8)) {
+        for i in 0..8 {
+            lanes[i] += wc[i] * hc[i].max(0.0);
+        }
+    }
+    sigmoid(w.out_b + lanes.iter().sum::<f32>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        (0..n).map(|_| (rng.f32() - 0.5) * 0.2).collect()
+    }
+
+    #[test]
+    fn one_frame_at_a_time_equals_blocks() {
+        let audio = noise(FRAME * 150, 1);
+        let mut blocks = Silero::new();
+        let mut by_block = Vec::new();
+        blocks.score_frames(&audio, &mut by_block);
+        let mut single = Silero::new();
+        let by_frame: Vec<f32> = audio.chunks_exact(FRAME).map(|f| single.score(f)).collect();
+        assert_eq!(by_block.len(), 150);
+        for (i, (a, b)) in by_block.iter().zip(&by_frame).enumerate() {
+            assert!((a - b).abs() < 1e-6, "frame {i}: {a} vs {b}");
+            assert!((0.0..=1.0).contains(a));
+        }
+    }
+
+    #[test]
+    fn state_carries_and_reset_clears_it() {
+        let audio = noise(FRAME * 3, 2);
+        let mut s = Silero::new();
+        let first = s.score(&audio[..FRAME]);
+        let again = s.score(&audio[..FRAME]);
+        assert_ne!(first, again, "the state changes the result");
+        s.reset();
+        assert_eq!(s.score(&audio[..FRAME]), first);
+    }
+
+    #[test]
+    fn silence_is_not_speech() {
+        let mut s = Silero::new();
+        let mut p = Vec::new();
+        s.score_frames(&vec![0.0; FRAME * 20], &mut p);
+        assert!(p.iter().all(|&x| x < 0.1), "{p:?}");
+    }
+}
