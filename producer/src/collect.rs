@@ -6,14 +6,15 @@
 
 use crate::cli::CollectArgs;
 use anyhow::Context;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use vadflow_common::session::{Backoff, Session};
 use vadflow_common::wire::{Outcome, ResultEvent};
 
@@ -114,7 +115,12 @@ pub async fn run(args: &CollectArgs, shutdown: CancellationToken) -> anyhow::Res
     }
 }
 
-/// Consumes until shutdown (Ok) or until the session breaks (Err).
+/// Most result events stored in one transaction.
+const MAX_BATCH: usize = 256;
+
+/// Consumes until shutdown (Ok) or until the session breaks (Err). Events are stored in batches:
+/// whatever the broker has already delivered (up to [`MAX_BATCH`]) goes into one transaction, so
+/// a busy writer commits far less often than once per event, and an idle one adds no delay.
 async fn consume(
     session: &mut Session,
     pool: &PgPool,
@@ -128,7 +134,7 @@ async fn consume(
             _ = shutdown.cancelled() => return Ok(()),
             next = tokio::time::timeout(idle, session.consumer.next()) => next,
         };
-        let delivery = match next {
+        let first = match next {
             Err(_) => {
                 tracing::info!(
                     idle_ms = idle.as_millis() as u64,
@@ -140,41 +146,134 @@ async fn consume(
             Ok(Some(Err(e))) => return Err(e).context("receive result event"),
             Ok(Some(Ok(d))) => d,
         };
-        handle(delivery, pool, stats, shutdown).await?;
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match session.consumer.next().now_or_never() {
+                Some(Some(Ok(d))) => batch.push(d),
+                Some(Some(Err(e))) => return Err(e).context("receive result event"),
+                Some(None) => anyhow::bail!("the broker cancelled the consumer"),
+                None => break,
+            }
+        }
+        handle_batch(batch, pool, stats, shutdown).await?;
     }
 }
 
-async fn handle(
+/// A result event and the span it is recorded in (a child of the worker's send span).
+struct Received {
     delivery: Delivery,
+    event: ResultEvent,
+    span: tracing::Span,
+}
+
+/// Stores a batch of deliveries: the well-formed events in one transaction, then acks them.
+/// If the batch cannot be stored because of one event's data, every event is stored on its own,
+/// so that only that event is dead-lettered.
+async fn handle_batch(
+    deliveries: Vec<Delivery>,
     pool: &PgPool,
     stats: &WriterStats,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let event = match ResultEvent::decode(&delivery.data) {
-        Ok(ev) => ev,
-        Err(e) => {
-            tracing::error!(error = %e, "malformed result event; dead-lettering it");
-            stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-            delivery
-                .reject(BasicRejectOptions { requeue: false })
-                .await
-                .context("reject malformed result event")?;
-            return Ok(());
+    let mut batch = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        match ResultEvent::decode(&delivery.data) {
+            Ok(event) => {
+                let span = tracing::info_span!(
+                    "record",
+                    otel.name = "process result",
+                    otel.kind = "consumer",
+                    messaging.system = "rabbitmq",
+                    messaging.operation.type = "process",
+                    job_id = %event.job_id,
+                    outcome = event.outcome.as_str(),
+                );
+                vadflow_common::trace::set_parent(&span, delivery.properties.headers().as_ref());
+                batch.push(Received {
+                    delivery,
+                    event,
+                    span,
+                });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "malformed result event; dead-lettering it");
+                stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                delivery
+                    .reject(BasicRejectOptions { requeue: false })
+                    .await
+                    .context("reject malformed result event")?;
+            }
         }
-    };
-    let span = tracing::info_span!(
-        "record",
-        otel.name = "process result",
-        otel.kind = "consumer",
-        messaging.system = "rabbitmq",
-        messaging.operation.type = "process",
-        job_id = %event.job_id,
-        outcome = event.outcome.as_str(),
-    );
-    vadflow_common::trace::set_parent(&span, delivery.properties.headers().as_ref());
-    tracing::Instrument::instrument(
-        async move {
-        // The database may be away: keep the event unacked and retry, without losing it.
+    }
+    if batch.is_empty() {
+        return Ok(());
+    }
+    // The database may be away: keep the events unacked and retry, without losing them.
+    let mut backoff = Backoff::new();
+    loop {
+        match apply_batch(pool, &batch).await {
+            Ok(()) => break,
+            Err(e) if is_permanent(&e) => {
+                tracing::warn!(
+                    events = batch.len(),
+                    error = format!("{e:#}"),
+                    "a result event in the batch cannot be stored; storing them one by one"
+                );
+                for r in batch {
+                    handle_one(r, pool, stats, shutdown).await?;
+                }
+                return Ok(());
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(
+                    events = batch.len(),
+                    error = format!("{e:#}"),
+                    retry_in_ms = delay.as_millis() as u64,
+                    "cannot record results; retrying"
+                );
+                tokio::select! {
+                    // Leaving them unacked: the broker redelivers them to the next writer.
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    for r in &batch {
+        stats.record(r.event.outcome);
+        ack(&r.delivery, &r.event.job_id).await?;
+    }
+    tracing::debug!(events = batch.len(), "results recorded");
+    Ok(())
+}
+
+/// Stores a batch in one transaction.
+async fn apply_batch(pool: &PgPool, batch: &[Received]) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await.context("begin transaction")?;
+    for r in batch {
+        let changed = apply_in(&mut tx, &r.event)
+            .instrument(r.span.clone())
+            .await?;
+        tracing::debug!(parent: &r.span, job_id = %r.event.job_id, outcome = r.event.outcome.as_str(), changed, "result recorded");
+    }
+    tx.commit().await.context("commit results")?;
+    Ok(())
+}
+
+/// Stores one event in its own transaction, dead-lettering it if it can never be stored.
+async fn handle_one(
+    r: Received,
+    pool: &PgPool,
+    stats: &WriterStats,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let Received {
+        delivery,
+        event,
+        span,
+    } = r;
+    async move {
         let mut backoff = Backoff::new();
         loop {
             match apply(pool, &event).await {
@@ -197,25 +296,30 @@ async fn handle(
                     let delay = backoff.next_delay();
                     tracing::warn!(job_id = %event.job_id, error = format!("{e:#}"), retry_in_ms = delay.as_millis() as u64, "cannot record result; retrying");
                     tokio::select! {
-                        // Leaving it unacked: the broker redelivers it to the next writer.
                         _ = shutdown.cancelled() => return Ok(()),
                         _ = tokio::time::sleep(delay) => {}
                     }
                 }
             }
         }
-        if !delivery
-            .ack(BasicAckOptions::default())
-            .await
-            .context("ack result event")?
-        {
-            tracing::warn!(job_id = %event.job_id, "ack not delivered (channel closed); the event will be redelivered and ignored");
-        }
-        Ok(())
-        },
-        span,
-    )
+        ack(&delivery, &event.job_id).await
+    }
+    .instrument(span)
     .await
+}
+
+async fn ack(delivery: &Delivery, job_id: &str) -> anyhow::Result<()> {
+    if !delivery
+        .ack(BasicAckOptions::default())
+        .await
+        .context("ack result event")?
+    {
+        tracing::warn!(
+            job_id,
+            "ack not delivered (channel closed); the event will be redelivered and ignored"
+        );
+    }
+    Ok(())
 }
 
 /// Whether a database error is about the data itself (SQLSTATE class 22, data exception, or 23,
@@ -243,8 +347,17 @@ fn pg_text(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Records `event` once and updates the file's row. Returns whether anything changed.
+/// Records `event` once and updates the file's row, in its own transaction. Returns whether
+/// anything changed.
 pub async fn apply(pool: &PgPool, event: &ResultEvent) -> anyhow::Result<bool> {
+    let mut tx = pool.begin().await.context("begin transaction")?;
+    let changed = apply_in(&mut tx, event).await?;
+    tx.commit().await.context("commit result")?;
+    Ok(changed)
+}
+
+/// Records `event` once and updates the file's row, inside the caller's transaction.
+async fn apply_in(tx: &mut PgConnection, event: &ResultEvent) -> anyhow::Result<bool> {
     let mut event = event.clone();
     for field in [
         &mut event.job_id,
@@ -260,7 +373,6 @@ pub async fn apply(pool: &PgPool, event: &ResultEvent) -> anyhow::Result<bool> {
         .as_deref()
         .map(|e| pg_text(e).into_owned());
     let event = &event;
-    let mut tx = pool.begin().await.context("begin transaction")?;
     let file_id: Option<i64> = match event.file_id {
         Some(id) => {
             sqlx::query_scalar("SELECT id FROM audio_files WHERE id = $1")
@@ -305,7 +417,6 @@ pub async fn apply(pool: &PgPool, event: &ResultEvent) -> anyhow::Result<bool> {
     .rows_affected()
         == 1;
     let Some(file_id) = file_id.filter(|_| inserted) else {
-        tx.commit().await?;
         return Ok(false);
     };
     const ATTEMPTS: &str =
@@ -355,7 +466,6 @@ pub async fn apply(pool: &PgPool, event: &ResultEvent) -> anyhow::Result<bool> {
         .context("update file state")?
         .rows_affected()
         > 0;
-    tx.commit().await.context("commit result")?;
     Ok(changed)
 }
 

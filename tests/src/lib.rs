@@ -462,17 +462,47 @@ impl TestCtx {
 
     /// Publishes jobs straight to the work exchange, with confirms.
     pub async fn publish_jobs(&self, jobs: &[vadflow_common::Job]) {
+        let messages: Vec<(String, Vec<u8>)> = jobs
+            .iter()
+            .map(|j| (j.job_id.clone(), j.encode()))
+            .collect();
+        let exchange = self.topology.work_exchange();
+        self.publish(
+            &exchange,
+            vadflow_common::topology::JOB_ROUTING_KEY,
+            &messages,
+        )
+        .await;
+    }
+
+    /// Publishes result events straight to the results exchange, with confirms.
+    pub async fn publish_results(&self, events: &[vadflow_common::wire::ResultEvent]) {
+        let messages: Vec<(String, Vec<u8>)> = events
+            .iter()
+            .map(|e| (e.job_id.clone(), e.encode()))
+            .collect();
+        let exchange = self.topology.results_exchange();
+        self.publish(
+            &exchange,
+            vadflow_common::topology::RESULT_ROUTING_KEY,
+            &messages,
+        )
+        .await;
+    }
+
+    /// Publishes (message id, body) pairs in order, with confirms.
+    pub async fn publish(&self, exchange: &str, routing_key: &str, messages: &[(String, Vec<u8>)]) {
         let (conn, ch) = self.channel().await;
-        for job in jobs {
+        for (id, body) in messages {
             vadflow_common::amqp::publish_confirmed(
                 &ch,
-                &self.topology.work_exchange(),
-                vadflow_common::topology::JOB_ROUTING_KEY,
-                &job.encode(),
-                vadflow_common::amqp::message_properties(&job.job_id, FieldTable::default()),
+                exchange,
+                routing_key,
+                body,
+                vadflow_common::amqp::message_properties(id, FieldTable::default()),
             )
             .await
-            .expect("publish job");
+            .expect("publish");
         }
         let _ = conn.close(200, "done".into()).await;
     }

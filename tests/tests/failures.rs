@@ -114,19 +114,7 @@ async fn a_duplicate_delivery_leaves_one_result_and_one_done_row() {
     // The same job, delivered twice (as after a worker crash before its ack).
     let mut job = vadflow_common::Job::new(vadflow_tests::BUCKET, &key);
     job.file_id = Some(id);
-    let (conn, ch) = ctx.channel().await;
-    for _ in 0..2 {
-        publish_confirmed(
-            &ch,
-            &ctx.topology.work_exchange(),
-            JOB_ROUTING_KEY,
-            &job.encode(),
-            message_properties(&job.job_id, Default::default()),
-        )
-        .await
-        .expect("published");
-    }
-    let _ = conn.close(200, "done".into()).await;
+    ctx.publish_jobs(&[job.clone(), job.clone()]).await;
 
     let worker = ctx.spawn_worker(ctx.worker_setup()).await;
     // Both deliveries produce a result event.
