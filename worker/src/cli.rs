@@ -84,7 +84,7 @@ pub struct RunArgs {
     #[arg(long, env = "VADFLOW_RESULTS_PREFIX", default_value = "vadflow/")]
     pub results_prefix: String,
 
-    /// Jobs processed at once (default: the number of CPUs).
+    /// Jobs processed at once (default: 4 per CPU; jobs mostly wait on storage).
     #[arg(long, env = "VADFLOW_CONCURRENCY")]
     pub concurrency: Option<usize>,
 

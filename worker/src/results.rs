@@ -21,9 +21,19 @@ pub trait ResultStore {
         content_type: &'static str,
         bytes: Vec<u8>,
     ) -> Result<(), Failure>;
+    /// Stores several whole outputs; a store may write them concurrently.
+    fn put_all(&mut self, outputs: Vec<Output>) -> Result<(), Failure> {
+        for (name, content_type, bytes) in outputs {
+            self.put(name, content_type, bytes)?;
+        }
+        Ok(())
+    }
     /// Starts `speech.wav`, streamed as 16-bit mono PCM at `rate`.
     fn speech(&mut self, rate: u32) -> Result<Box<dyn SpeechOutput>, Failure>;
 }
+
+/// A whole output: name, content type, bytes.
+pub type Output = (&'static str, &'static str, Vec<u8>);
 
 /// A speech-only WAV being written; the header is completed by [`SpeechOutput::finish`].
 pub trait SpeechOutput: SpeechWriter + Send {
@@ -50,18 +60,18 @@ pub fn process(
     extension: Option<&str>,
     uri: &str,
     params: &Params,
-    outputs: &Outputs,
+    outputs_wanted: &Outputs,
     status: Option<&SourceStatus>,
     store: &mut dyn ResultStore,
 ) -> Result<Analysis, Failure> {
     let run = AssertUnwindSafe(|| {
-        let mut speech = if outputs.speech {
+        let mut speech = if outputs_wanted.speech {
             Some(store.speech(params.vad.sample_rate)?)
         } else {
             None
         };
         let analysis = {
-            let mut clips = outputs.clips.then_some(Clips { store: &mut *store });
+            let mut clips = outputs_wanted.clips.then_some(Clips { store: &mut *store });
             let sinks = Sinks {
                 speech: speech.as_deref_mut().map(|s| s as &mut dyn SpeechWriter),
                 clips: clips.as_mut().map(|c| c as &mut dyn ClipWriter),
@@ -78,23 +88,33 @@ pub fn process(
                 return Err(f);
             }
         };
-        if let Some(s) = speech {
-            s.finish()?;
-        }
-        if outputs.rttm {
-            store.put(
+        let mut outputs = Vec::new();
+        if outputs_wanted.rttm {
+            outputs.push((
                 render::SEGMENTS_RTTM,
                 "text/plain",
                 render::segments_rttm(uri, &analysis),
-            )?;
+            ));
         }
-        if outputs.manifest {
-            store.put(
+        if outputs_wanted.manifest {
+            outputs.push((
                 render::MANIFEST_JSONL,
                 "application/x-ndjson",
                 render::manifest_jsonl(uri, &analysis),
-            )?;
+            ));
         }
+        // speech.wav's last parts and the small outputs go out together; segments.json last.
+        std::thread::scope(|scope| {
+            let speech = speech.map(|s| scope.spawn(move || s.finish()));
+            let small = store.put_all(outputs);
+            let speech = match speech {
+                Some(h) => h.join().unwrap_or_else(|_| {
+                    Err(Failure::new(Reason::Internal, "speech.wav upload panicked"))
+                }),
+                None => Ok(()),
+            };
+            small.and(speech)
+        })?;
         store.put(
             render::SEGMENTS_JSON,
             "application/json",

@@ -8,7 +8,7 @@
 
 use crate::audio::pipeline::SpeechWriter;
 use crate::audio::wav;
-use crate::results::{ResultStore, SpeechOutput};
+use crate::results::{Output, ResultStore, SpeechOutput};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -34,26 +34,34 @@ pub struct S3Store {
 }
 
 impl S3Store {
-    fn put_bytes(
+    async fn put_async(
         &self,
         key: &str,
         content_type: &'static str,
         bytes: Vec<u8>,
     ) -> Result<(), Failure> {
         let len = bytes.len() as u64;
-        self.handle
-            .block_on(
-                self.client
-                    .put_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .content_type(content_type)
-                    .body(ByteStream::from(bytes))
-                    .send(),
-            )
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
             .map_err(|e| classify(&e, &format!("upload s3://{}/{key}", self.bucket)))?;
         self.bytes_out.fetch_add(len, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn put_bytes(
+        &self,
+        key: &str,
+        content_type: &'static str,
+        bytes: Vec<u8>,
+    ) -> Result<(), Failure> {
+        self.handle
+            .block_on(self.put_async(key, content_type, bytes))
     }
 }
 
@@ -66,6 +74,20 @@ impl ResultStore for S3Store {
     ) -> Result<(), Failure> {
         let key = format!("{}{name}", self.prefix);
         self.put_bytes(&key, content_type, bytes)
+    }
+
+    fn put_all(&mut self, outputs: Vec<Output>) -> Result<(), Failure> {
+        let keys: Vec<String> = outputs
+            .iter()
+            .map(|(name, _, _)| format!("{}{name}", self.prefix))
+            .collect();
+        let puts = outputs
+            .into_iter()
+            .zip(&keys)
+            .map(|((_, content_type, bytes), key)| self.put_async(key, content_type, bytes));
+        self.handle
+            .block_on(futures_util::future::try_join_all(puts))
+            .map(|_| ())
     }
 
     fn speech(&mut self, rate: u32) -> Result<Box<dyn SpeechOutput>, Failure> {

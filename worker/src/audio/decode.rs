@@ -6,6 +6,7 @@
 //! averaged into mono.
 
 use super::{Limits, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
+use symphonia::core::audio::{Audio, AudioBuffer, GenericAudioBufferRef, sample::Sample};
 use symphonia::core::codecs::CodecParameters;
 use symphonia::core::codecs::audio::well_known::CODEC_ID_OPUS;
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
@@ -307,11 +308,44 @@ fn decode_symphonia(
     out: &mut Vec<f32>,
 ) -> Result<(), String> {
     let buf = dec.decode(packet).map_err(|e| e.to_string())?;
-    let channels = buf.spec().channels().count().max(1);
-    interleaved.clear();
-    buf.copy_to_vec_interleaved::<f32>(interleaved);
-    downmix_into(interleaved, channels, out);
+    // The common sample formats are mixed down straight from their planes, without an
+    // interleaved copy; the values are those of `downmix_into`.
+    match &buf {
+        GenericAudioBufferRef::F32(b) => downmix_planes(*b, out, |x| x),
+        GenericAudioBufferRef::S16(b) => downmix_planes(*b, out, |x| f32::from(x) / 32_768.0),
+        // FLAC decodes to 32-bit integers, whatever the stored depth.
+        GenericAudioBufferRef::S32(b) => {
+            downmix_planes(*b, out, |x| (f64::from(x) / 2_147_483_648.0) as f32)
+        }
+        _ => {
+            let channels = buf.spec().channels().count().max(1);
+            interleaved.clear();
+            buf.copy_to_vec_interleaved::<f32>(interleaved);
+            downmix_into(interleaved, channels, out);
+        }
+    }
     Ok(())
+}
+
+/// Averages the planes of `buf` into mono, appending to `out`.
+fn downmix_planes<S: Sample>(buf: &AudioBuffer<S>, out: &mut Vec<f32>, to_f32: impl Fn(S) -> f32) {
+    let planes = buf.num_planes().max(1);
+    let start = out.len();
+    out.resize(start + buf.frames(), 0.0);
+    let mixed = &mut out[start..];
+    for p in 0..planes {
+        if let Some(plane) = buf.plane(p) {
+            for (m, &x) in mixed.iter_mut().zip(plane) {
+                *m += to_f32(x);
+            }
+        }
+    }
+    if planes > 1 {
+        let scale = 1.0 / planes as f32;
+        for m in mixed {
+            *m *= scale;
+        }
+    }
 }
 
 /// Averages interleaved channels into mono, appending to `out`.

@@ -13,7 +13,7 @@ use rubato::{
 use vadflow_common::{Failure, Reason};
 
 /// Input frames per resampler call.
-const CHUNK: usize = 1024;
+const CHUNK: usize = 2048;
 /// Largest reduced input ratio handled by the FFT resampler; beyond it, sinc interpolation.
 const MAX_FFT_RATIO_TERM: usize = 2048;
 
