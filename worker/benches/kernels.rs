@@ -51,6 +51,17 @@ fn args() -> Args {
     a
 }
 
+/// Decodes a whole file to mono at its own rate (Opus: 16 kHz); returns the samples and rate.
+fn decode_only(path: &Path) -> (Vec<f32>, u32) {
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_owned);
+    let file = std::fs::File::open(path).expect("open the audio");
+    let limits = Limits::default();
+    let mut dec = Decoder::open(Box::new(file), ext.as_deref(), &limits, 16_000).expect("open");
+    let mut out = Vec::new();
+    while dec.next_block(&mut out, &limits).expect("decode") {}
+    (out, dec.sample_rate())
+}
+
 /// Decodes and resamples a whole file to 16 kHz mono.
 fn decode(path: &Path) -> Vec<f32> {
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_owned);
@@ -234,6 +245,15 @@ fn main() {
                 .unwrap_or_default()
                 .to_owned();
             let decoded_s = decode(&path).len() as f64 / 16_000.0;
+            bench.run(
+                &format!("decode only (no resampling): {name}"),
+                decoded_s,
+                None,
+                "",
+                || {
+                    black_box(decode_only(&path));
+                },
+            );
             bench.run(
                 &format!("decode + resample to 16 kHz: {name}"),
                 decoded_s,
