@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates bench/.venv with the Python references (from PyPI), idempotently, and prints its python.
 #   default: py-webrtcvad (webrtcvad-wheels), for the quality comparison and the parity test
-#   --full:  also soundfile, soxr, pika, boto3, psycopg, numpy, for the performance references
+#   --full:  also soundfile, soxr, pika, boto3, psycopg, msgpack, numpy, for the benchmarks
 #   --onnx:  also onnx, onnxruntime, numpy and soundfile, for the Silero weights and parity fixture
 # Flags combine; packages already installed stay.
 set -euo pipefail
@@ -11,7 +11,7 @@ python="${PYTHON:-python3}"
 want=(webrtcvad-wheels==2.0.14)
 for flag in "$@"; do
   case "$flag" in
-    --full) want+=(numpy==2.4.6 soundfile==0.14.0 soxr==1.1.0 pika==1.4.4 boto3==1.44.8 "psycopg[binary]==3.3.9") ;;
+    --full) want+=(numpy==2.4.6 soundfile==0.14.0 soxr==1.1.0 pika==1.4.4 boto3==1.44.8 "psycopg[binary]==3.3.9" msgpack==1.2.4) ;;
     --onnx) want+=(numpy==2.4.6 onnx==1.23.2 onnxruntime==1.32.0 soundfile==0.14.0) ;;
     *) echo "usage: bench/setup-venv.sh [--full] [--onnx]" >&2; exit 2 ;;
   esac
