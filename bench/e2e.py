@@ -5,7 +5,8 @@ same run:
   (b) the same distributed: 2 pika + boto3 worker processes, RabbitMQ and the same S3 server;
 and vadflow's local mode (`worker vad -j 2`) on the local files.
 
-Usage: python e2e.py --bin target/release --batch DIR --name NAME [--runs vadflow,vadflow-all,a,b,local,local-all]
+Usage: python e2e.py --bin target/release --batch DIR --name NAME
+           [--runs vadflow,vadflow-all,vadflow-silero,a,b,local,local-all] [--repeat N]
 Environment: AMQP_URL, DATABASE_URL, AWS_* (deploy/local/env.sh). Prints a JSON report.
 """
 
@@ -131,10 +132,10 @@ def prepare(args, env, logs):
                         f"s3://{BUCKET}/{args.name}/"], env=env, check=True, stdout=log, stderr=log)
 
 
-def run_vadflow(args, env, logs, files, audio_s, outputs):
+def run_vadflow(args, env, logs, files, audio_s, outputs, engine="webrtc"):
     """vadflow end to end; `outputs` None means its default outputs."""
     b = args.bin
-    env = dict(env)
+    env = dict(env, VADFLOW_ENGINE=engine)
     if outputs:
         env["VADFLOW_OUTPUTS"] = outputs
     procs = []
@@ -191,7 +192,10 @@ def run_vadflow(args, env, logs, files, audio_s, outputs):
     done = sum(1 for s, _ in rows if s == "done")
     assert done == files, f"vadflow: {done} of {files} files done: {enqueue.stdout}"
     name = f"vadflow, outputs {outputs}" if outputs else "vadflow, default outputs (4 per file)"
-    return report("vadflow" if outputs else "vadflow-all", name, files, audio_s, wall, cpu, m1 - m0,
+    id_ = "vadflow" if outputs else "vadflow-all"
+    if engine != "webrtc":
+        name, id_ = f"vadflow --engine {engine}, outputs {outputs}", f"vadflow-{engine}"
+    return report(id_, name, files, audio_s, wall, cpu, m1 - m0,
                   processing,
                   [float(x) for _, x in rows if x is not None])
 
@@ -324,10 +328,11 @@ def main():
     runs_by_id = {}
     for rep in range(args.repeat):
         for run in runs:
-            if run in ("vadflow", "vadflow-all"):
+            if run in ("vadflow", "vadflow-all", "vadflow-silero"):
                 # The same outputs as reference (b): segments and the speech-only audio.
-                outputs = "segments.json,speech.wav" if run == "vadflow" else None
-                r = run_vadflow(args, env, logs, files, audio_s, outputs)
+                outputs = None if run == "vadflow-all" else "segments.json,speech.wav"
+                engine = "silero" if run == "vadflow-silero" else "webrtc"
+                r = run_vadflow(args, env, logs, files, audio_s, outputs, engine)
                 # Another vadflow run needs the rows pending again: re-register from scratch.
                 prepare(args, env, logs)
             elif run == "a":

@@ -4,7 +4,8 @@
 #     2 worker processes and the result writer, against reference (a) (the seed design: asyncio
 #     queue and a 2-process pool on local files) and reference (b) (2 pika + boto3 workers), and
 #     vadflow's local mode on the same files against (a);
-#   - job overhead: 1000 files of 1 s, the same runs.
+#     and vadflow with --engine silero on the same batch;
+#   - job overhead: 1000 files of 1 s, the same runs but Silero.
 # Prints the tables with ratios; the JSON reports stay in .local/bench/e2e/.
 #   bench/e2e.sh [batch|overhead]...       (default: both)
 set -euo pipefail
@@ -20,8 +21,8 @@ suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(batch overhead)
 for suite in "${suites[@]}"; do
   case "$suite" in
-    batch) count=200 seconds=30 formats=wav,flac,mp3,ogg,opus ;;
-    overhead) count=1000 seconds=1 formats=wav ;;
+    batch) count=200 seconds=30 formats=wav,flac,mp3,ogg,opus runs=vadflow,vadflow-all,vadflow-silero,a,b,local,local-all ;;
+    overhead) count=1000 seconds=1 formats=wav runs=vadflow,vadflow-all,a,b,local,local-all ;;
     *) echo "usage: bench/e2e.sh [batch|overhead]..." >&2; exit 2 ;;
   esac
   batch="$work/$suite-${count}x${seconds}"
@@ -30,6 +31,6 @@ for suite in "${suites[@]}"; do
     touch "$batch/.done"
   }
   "$python" bench/e2e.py --bin "$root/target/release" --batch "$batch" --name "$suite" \
-    --logs "$work/logs-$suite" >"$work/$suite.json"
+    --runs "$runs" --logs "$work/logs-$suite" >"$work/$suite.json"
   "$python" bench/e2e_table.py "$work/$suite.json"
 done

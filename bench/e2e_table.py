@@ -22,7 +22,7 @@ def main(path):
     by = {x["id"]: x for x in r["results"]}
     speed = lambda k: by[k]["audio_h_per_wall_h"]  # noqa: E731
     print()
-    for ours, ref in (("vadflow", "a"), ("vadflow", "b"), ("local", "a")):
+    for ours, ref in (("vadflow", "a"), ("vadflow", "b"), ("local", "a"), ("vadflow-silero", "b")):
         if ours in by and ref in by:
             print(f"- {by[ours]['name']} / {by[ref]['name']}: **{speed(ours) / speed(ref):.2f}×** "
                   "audio-hours per wall-hour")
