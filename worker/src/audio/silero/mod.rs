@@ -253,6 +253,7 @@ impl Silero {
     }
 }
 
+/// ReLU; also turns NaN (from a corrupt float file) into 0, so it never reaches the LSTM state.
 fn relu(x: &mut [f32]) {
     for v in x {
         *v = v.max(0.0);
