@@ -146,6 +146,9 @@ check(bad.returncode != 0, "values.schema.json refuses an unknown engine")
 engines = {e: find(render("--set", f"worker.engine={e}") if e != "default" else render(), "ConfigMap")[0]
            ["data"].get("VADFLOW_ENGINE") for e in ("default", "silero")}
 check(engines == {"default": "webrtc", "silero": "silero"}, f"VADFLOW_ENGINE from worker.engine: {engines}")
+# Concurrency is explicit by default: without a CPU limit, "per CPU" would mean the node's CPUs.
+conc = find(render(), "ConfigMap")[0]["data"].get("VADFLOW_CONCURRENCY")
+check(conc == "4", f"VADFLOW_CONCURRENCY defaults to 4: {conc}")
 chart = yaml.safe_load(Path(CHART, "Chart.yaml").read_text())
 check("kubeVersion" in chart, "Chart.yaml kubeVersion")
 check(Path(CHART, "values.schema.json").exists() and Path(CHART, "templates", "NOTES.txt").exists(),
