@@ -32,23 +32,39 @@ impl Speech {
 
 /// A 16-bit PCM WAV file of interleaved samples.
 pub fn wav_bytes(rate: u32, channels: u16, samples: &[i16]) -> Vec<u8> {
-    let data_len = (samples.len() * 2) as u32;
-    let mut out = Vec::with_capacity(44 + samples.len() * 2);
+    let mut out = wav_header(1, rate, channels, 16, samples.len());
+    for s in samples {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    out
+}
+
+/// A 32-bit IEEE float WAV file of interleaved samples.
+pub fn float_wav_bytes(rate: u32, channels: u16, samples: &[f32]) -> Vec<u8> {
+    let mut out = wav_header(3, rate, channels, 32, samples.len());
+    for s in samples {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    out
+}
+
+/// A canonical 44-byte WAV header (`format` 1: PCM, 3: IEEE float), ready for the data.
+fn wav_header(format: u16, rate: u32, channels: u16, bits: u16, samples: usize) -> Vec<u8> {
+    let bytes_per_sample = u32::from(bits / 8);
+    let data_len = samples as u32 * bytes_per_sample;
+    let mut out = Vec::with_capacity(44 + data_len as usize);
     out.extend_from_slice(b"RIFF");
     out.extend_from_slice(&(36 + data_len).to_le_bytes());
     out.extend_from_slice(b"WAVEfmt ");
     out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&format.to_le_bytes());
     out.extend_from_slice(&channels.to_le_bytes());
     out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2 * u32::from(channels)).to_le_bytes());
-    out.extend_from_slice(&(2 * channels).to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(&(rate * bytes_per_sample * u32::from(channels)).to_le_bytes());
+    out.extend_from_slice(&(bits / 8 * channels).to_le_bytes());
+    out.extend_from_slice(&bits.to_le_bytes());
     out.extend_from_slice(b"data");
     out.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        out.extend_from_slice(&s.to_le_bytes());
-    }
     out
 }
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use vadflow_common::Job;
 use vadflow_common::wire::{Outcome, ResultEvent};
-use vadflow_tests::audio::wav_bytes;
+use vadflow_tests::audio::{float_wav_bytes, wav_bytes};
 use vadflow_tests::eval::segment_match;
 use vadflow_tests::{BUCKET, TestCtx, bin, corpus, segments_of, terminate};
 use vadflow_worker::audio::pipeline::{Params, Sinks, analyze};
@@ -194,34 +194,16 @@ fn local_mode_runs_silero() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// A 32-bit float WAV of `samples`.
-fn float_wav(rate: u32, samples: &[f32]) -> Vec<u8> {
-    let data = (samples.len() * 4) as u32;
-    let mut out = Vec::new();
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&3u16.to_le_bytes()); // IEEE float
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 4).to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&32u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data.to_le_bytes());
-    for x in samples {
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out
-}
-
 #[test]
 fn a_nan_sample_does_not_silence_the_rest_of_the_file() {
     let item = corpus::item(3, 11);
     let segments = |samples: &[f32]| {
         let a = analyze(
-            Box::new(std::io::Cursor::new(float_wav(corpus::RATE, samples))),
+            Box::new(std::io::Cursor::new(float_wav_bytes(
+                corpus::RATE,
+                1,
+                samples,
+            ))),
             Some("wav"),
             &silero(),
             None,
