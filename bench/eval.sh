@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quality evaluation: generate the labelled corpus, then print vadflow's frame- and segment-level
 # precision, recall and F1 per noise condition, side by side with the reference (py-webrtcvad's
-# example.py, set up from PyPI in bench/.venv), and the format comparison.
+# example.py, set up from PyPI by bench/setup-venv.sh), and the format comparison.
 #   bench/eval.sh [--files N] [--seed S]   (defaults: 20 files, seed 7; the defaults were chosen
 #                                          by `vadflow-eval sweep` on a different seed, 2026)
 set -euo pipefail

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Creates bench/.venv with the Python references (from PyPI), idempotently, and prints its python.
+# Creates the venv of the Python references (from PyPI), idempotently, and prints its python. It
+# lives outside the source tree (third-party code stays out of it): $VADFLOW_BENCH_VENV, by default
+# ~/.cache/vadflow/bench-venv.
 #   default: py-webrtcvad (webrtcvad-wheels), for the quality comparison and the parity test
 #   --full:  also soundfile, soxr, pika, boto3, psycopg, msgpack, numpy, for the benchmarks
 #   --onnx:  also onnx, onnxruntime, numpy and soundfile, for the Silero weights and parity fixture
 # Flags combine; packages already installed stay.
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-venv="$here/.venv"
+venv="${VADFLOW_BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/vadflow/bench-venv}"
+mkdir -p "$(dirname "$venv")"
 python="${PYTHON:-python3}"
 want=(webrtcvad-wheels==2.0.14)
 for flag in "$@"; do

@@ -11,11 +11,14 @@ import json
 import os
 import time
 
-import boto3
-import pika
-from botocore.config import Config
+# The SDK must never probe a cloud metadata endpoint: everything it needs is given explicitly.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
-import vadcore
+import boto3  # noqa: E402
+import pika  # noqa: E402
+from botocore.config import Config  # noqa: E402
+
+import vadcore  # noqa: E402
 
 
 def main():

@@ -1,5 +1,5 @@
 //! On 16 kHz mono PCM, vadflow's per-frame WebRTC decisions are identical to the reference
-//! py-webrtcvad's (PyPI `webrtcvad-wheels`, set up in bench/.venv by bench/setup-venv.sh), for
+//! py-webrtcvad's (PyPI `webrtcvad-wheels`, set up by bench/setup-venv.sh), for
 //! every mode.
 
 use std::path::{Path, PathBuf};
