@@ -166,9 +166,7 @@ struct Received {
     span: tracing::Span,
 }
 
-/// Stores a batch of deliveries: the well-formed events in one transaction, then acks them.
-/// If the batch cannot be stored because of one event's data, every event is stored on its own,
-/// so that only that event is dead-lettered.
+/// Handles a batch of deliveries: malformed ones are dead-lettered, the rest [`store`]d.
 async fn handle_batch(
     deliveries: Vec<Delivery>,
     pool: &PgPool,
@@ -205,23 +203,45 @@ async fn handle_batch(
             }
         }
     }
+    store(batch, pool, stats, shutdown).await
+}
+
+/// Stores events in one transaction, then acks them. The database may be away: the events stay
+/// unacked and the transaction is retried, so nothing is lost. If one event's data can never be
+/// stored, a batch is split into single events, and only that event is dead-lettered: retrying
+/// it could not help, and would hold up every event behind it.
+async fn store(
+    batch: Vec<Received>,
+    pool: &PgPool,
+    stats: &WriterStats,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
-    // The database may be away: keep the events unacked and retry, without losing them.
     let mut backoff = Backoff::new();
     loop {
         match apply_batch(pool, &batch).await {
             Ok(()) => break,
-            Err(e) if is_permanent(&e) => {
+            Err(e) if is_permanent(&e) && batch.len() > 1 => {
                 tracing::warn!(
                     events = batch.len(),
                     error = format!("{e:#}"),
                     "a result event in the batch cannot be stored; storing them one by one"
                 );
                 for r in batch {
-                    handle_one(r, pool, stats, shutdown).await?;
+                    Box::pin(store(vec![r], pool, stats, shutdown)).await?;
                 }
+                return Ok(());
+            }
+            Err(e) if is_permanent(&e) => {
+                let r = &batch[0];
+                tracing::error!(parent: &r.span, job_id = %r.event.job_id, error = format!("{e:#}"), "result event cannot be stored; dead-lettering it");
+                stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                r.delivery
+                    .reject(BasicRejectOptions { requeue: false })
+                    .await
+                    .context("reject unstorable result event")?;
                 return Ok(());
             }
             Err(e) => {
@@ -244,11 +264,10 @@ async fn handle_batch(
         stats.record(r.event.outcome);
         ack(&r.delivery, &r.event.job_id).await?;
     }
-    tracing::debug!(events = batch.len(), "results recorded");
     Ok(())
 }
 
-/// Stores a batch in one transaction.
+/// Stores events in one transaction.
 async fn apply_batch(pool: &PgPool, batch: &[Received]) -> anyhow::Result<()> {
     let mut tx = pool.begin().await.context("begin transaction")?;
     for r in batch {
@@ -259,53 +278,6 @@ async fn apply_batch(pool: &PgPool, batch: &[Received]) -> anyhow::Result<()> {
     }
     tx.commit().await.context("commit results")?;
     Ok(())
-}
-
-/// Stores one event in its own transaction, dead-lettering it if it can never be stored.
-async fn handle_one(
-    r: Received,
-    pool: &PgPool,
-    stats: &WriterStats,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
-    let Received {
-        delivery,
-        event,
-        span,
-    } = r;
-    async move {
-        let mut backoff = Backoff::new();
-        loop {
-            match apply(pool, &event).await {
-                Ok(changed) => {
-                    stats.record(event.outcome);
-                    tracing::debug!(job_id = %event.job_id, outcome = event.outcome.as_str(), changed, "result recorded");
-                    break;
-                }
-                Err(e) if is_permanent(&e) => {
-                    // Retrying cannot help, and would hold up every event behind this one.
-                    tracing::error!(job_id = %event.job_id, error = format!("{e:#}"), "result event cannot be stored; dead-lettering it");
-                    stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                    delivery
-                        .reject(BasicRejectOptions { requeue: false })
-                        .await
-                        .context("reject unstorable result event")?;
-                    return Ok(());
-                }
-                Err(e) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(job_id = %event.job_id, error = format!("{e:#}"), retry_in_ms = delay.as_millis() as u64, "cannot record result; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                }
-            }
-        }
-        ack(&delivery, &event.job_id).await
-    }
-    .instrument(span)
-    .await
 }
 
 async fn ack(delivery: &Delivery, job_id: &str) -> anyhow::Result<()> {

@@ -82,6 +82,9 @@ impl Default for SegmentParams {
     }
 }
 
+/// Longest `max_segment` accepted: it bounds the audio a job keeps in memory.
+pub const MAX_SEGMENT_LIMIT: Duration = Duration::from_secs(120);
+
 impl SegmentParams {
     /// The engine's default settings. WebRTC's were chosen by measurement on a labelled corpus
     /// (`vadflow-eval sweep`); Silero's are its authors' (`get_speech_timestamps`): threshold
@@ -92,7 +95,7 @@ impl SegmentParams {
             super::vad::EngineKind::Webrtc => SegmentParams::default(),
             super::vad::EngineKind::Silero => SegmentParams {
                 threshold: 0.5,
-                neg_threshold: 0.35,
+                neg_threshold: SegmentParams::silero_neg_threshold(0.5),
                 smoothing: Duration::ZERO,
                 trigger: 0.5,
                 pad_start: Duration::from_millis(30),
@@ -109,12 +112,7 @@ impl SegmentParams {
     pub fn silero_neg_threshold(threshold: f32) -> f32 {
         (threshold - 0.15).max(0.01)
     }
-}
 
-/// Longest `max_segment` accepted: it bounds the audio a job keeps in memory.
-pub const MAX_SEGMENT_LIMIT: Duration = Duration::from_secs(120);
-
-impl SegmentParams {
     pub fn validate(&self, frame: Duration) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.threshold) || !(0.0..=1.0).contains(&self.neg_threshold) {
             return Err("thresholds must be between 0 and 1".into());
