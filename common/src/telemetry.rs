@@ -3,16 +3,19 @@
 //! Logs go to stderr. The format is JSON when `LOG_FORMAT=json`, human-readable text when
 //! `LOG_FORMAT=text`, and otherwise JSON unless stderr is a terminal: a terminal gets text, a
 //! container log collector gets one JSON object per line. `RUST_LOG` sets the levels (default
-//! `info`).
+//! `info`), for log lines and exported spans alike.
+//!
+//! The level filter is global, never per layer: with a per-layer filter, a dependency's
+//! `enabled!` check for a level the filter refuses leaves a stale "disabled" mark that swallows
+//! the next event on that thread (tokio-rs/tracing#2704), so lines vanished whenever `RUST_LOG`
+//! had a per-target directive.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::io::IsTerminal;
-use tracing::Level;
-use tracing_subscriber::filter::Targets;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Layered, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
@@ -57,7 +60,7 @@ fn otlp_configured() -> bool {
         && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 }
 
-type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+type BoxedLayer = Box<dyn Layer<Layered<EnvFilter, Registry>> + Send + Sync>;
 
 /// Installs the global subscriber for `service`. Fails on bad `LOG_FORMAT` or `RUST_LOG`.
 ///
@@ -79,12 +82,10 @@ pub fn init(service: &'static str) -> anyhow::Result<Telemetry> {
             .with_current_span(true)
             .with_span_list(false)
             .with_writer(std::io::stderr)
-            .with_filter(filter)
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
-            .with_filter(filter)
             .boxed(),
     };
     let mut layers = vec![logs];
@@ -101,20 +102,13 @@ pub fn init(service: &'static str) -> anyhow::Result<Telemetry> {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         opentelemetry::global::set_tracer_provider(provider.clone());
         let tracer = provider.tracer(service);
-        // vadflow's own spans, whatever RUST_LOG says about log lines.
-        let spans = Targets::new()
-            .with_target("vadflow_common", Level::INFO)
-            .with_target("vadflow_producer", Level::INFO)
-            .with_target("vadflow_worker", Level::INFO);
-        layers.push(
-            tracing_opentelemetry::layer()
-                .with_tracer(tracer)
-                .with_filter(spans)
-                .boxed(),
-        );
+        layers.push(tracing_opentelemetry::layer().with_tracer(tracer).boxed());
         tracer_provider = Some(provider);
     }
-    tracing_subscriber::registry().with(layers).try_init()?;
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(layers)
+        .try_init()?;
     Ok(Telemetry {
         service,
         tracer_provider,
