@@ -54,6 +54,24 @@ pub async fn connect_tls(
         .map_err(err)
 }
 
+/// Like [`connect_tls`], retrying an unreachable broker (refused, reset, restarting) with backoff
+/// for at most `budget`; a refused login fails at once.
+pub async fn connect_retrying(
+    url: &str,
+    ca_pem: Option<&str>,
+    name: &str,
+    budget: std::time::Duration,
+) -> Result<Connection, ConnectError> {
+    let what = format!("the broker {}", redact_url(url));
+    crate::retry::with_backoff(
+        &what,
+        budget,
+        |e: &ConnectError| crate::retry::broker_unreachable(&e.source),
+        || connect_tls(url, ca_pem, name),
+    )
+    .await
+}
+
 /// A failed connection attempt, naming the (redacted) URL.
 #[derive(Debug, thiserror::Error)]
 #[error("connect to AMQP broker {url}: {source}")]

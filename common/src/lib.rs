@@ -5,10 +5,12 @@
 
 pub mod amqp;
 pub mod config;
+pub mod deadletter;
 pub mod failure;
 pub mod http;
 pub mod keys;
 pub mod redact;
+pub mod retry;
 pub mod s3;
 pub mod session;
 pub mod shutdown;

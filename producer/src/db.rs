@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Args;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use std::str::FromStr;
 use std::time::Duration;
 use vadflow_common::redact::redact_url;
@@ -25,6 +25,11 @@ pub struct DbArgs {
     /// Largest number of pooled connections.
     #[arg(long, env = "VADFLOW_DB_MAX_CONNECTIONS", default_value_t = 4)]
     pub db_max_connections: u32,
+
+    /// How long a command keeps retrying, with backoff, while the database or the broker cannot
+    /// be reached (a restart, a failover). A refused login fails at once.
+    #[arg(long, env = "VADFLOW_CONNECT_TIMEOUT", default_value = "60s", value_parser = vadflow_common::config::parse_duration)]
+    pub connect_timeout: Duration,
 }
 
 impl std::fmt::Debug for DbArgs {
@@ -51,7 +56,8 @@ fn valid_schema(schema: &str) -> anyhow::Result<()> {
 }
 
 impl DbArgs {
-    /// Connects with `search_path` set to the schema. Fails fast with the (redacted) URL.
+    /// Connects with `search_path` set to the schema, retrying an unreachable database for
+    /// `--connect-timeout`. Errors name the (redacted) URL.
     pub async fn connect(&self) -> anyhow::Result<PgPool> {
         valid_schema(&self.db_schema)?;
         let redacted = redact_url(&self.database_url);
@@ -60,6 +66,16 @@ impl DbArgs {
             .application_name("vadflow")
             .options([("search_path", self.db_schema.as_str())])
             .log_statements(tracing::log::LevelFilter::Debug);
+        // One plain connection first: its error is the real one (refused, unknown database,
+        // bad password), where the pool would retry on its own and report only a timeout.
+        let what = format!("the database {redacted}");
+        let probe =
+            vadflow_common::retry::with_backoff(&what, self.connect_timeout, unreachable, || {
+                PgConnection::connect_with(&opts)
+            })
+            .await
+            .with_context(|| format!("connect to database {redacted}"))?;
+        let _ = probe.close().await;
         PgPoolOptions::new()
             .max_connections(self.db_max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
@@ -81,6 +97,19 @@ impl DbArgs {
             .await
             .with_context(|| format!("migrate schema {}", self.db_schema))?;
         Ok(())
+    }
+}
+
+/// Whether a connection error is the database being away (worth retrying): I/O errors, pool
+/// timeouts, and SQLSTATE classes 08 (connection exception) and 57 (operator intervention: a
+/// shutdown or a server still starting). A refused login (28) or a missing database is not.
+pub fn unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57")),
+        _ => false,
     }
 }
 
