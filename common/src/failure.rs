@@ -44,13 +44,16 @@ pub enum Reason {
     DatabaseUnavailable,
     /// The job failed transiently too many times.
     RetriesExhausted,
+    /// The broker dead-lettered the job after its queue's delivery limit: every delivery ended
+    /// without an outcome (the worker holding it died, for instance killed for memory).
+    DeliveryLimit,
     /// An unexpected internal error (a bug); treated as transient.
     Internal,
 }
 
 impl Reason {
     /// Every reason, for exhaustive tests and metric pre-registration.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::ObjectMissing,
         Reason::AccessDenied,
         Reason::InvalidAudio,
@@ -64,6 +67,7 @@ impl Reason {
         Reason::BrokerUnavailable,
         Reason::DatabaseUnavailable,
         Reason::RetriesExhausted,
+        Reason::DeliveryLimit,
         Reason::Internal,
     ];
 
@@ -78,7 +82,8 @@ impl Reason {
             | Reason::UnsupportedVersion
             | Reason::InvalidKey
             | Reason::LimitExceeded
-            | Reason::RetriesExhausted => Retry::Permanent,
+            | Reason::RetriesExhausted
+            | Reason::DeliveryLimit => Retry::Permanent,
             Reason::Timeout
             | Reason::StorageUnavailable
             | Reason::BrokerUnavailable
@@ -103,6 +108,7 @@ impl Reason {
             Reason::BrokerUnavailable => "broker-unavailable",
             Reason::DatabaseUnavailable => "database-unavailable",
             Reason::RetriesExhausted => "retries-exhausted",
+            Reason::DeliveryLimit => "delivery-limit",
             Reason::Internal => "internal",
         }
     }

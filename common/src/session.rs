@@ -2,13 +2,19 @@
 //! a confirm-mode channel for publishing, the declared topology, and the consumer.
 //! Both long-running consumers (the worker and the result writer) open one per connection and
 //! open a new one, after a backoff, when the connection is lost.
+//!
+//! A session knows the moment it is lost ([`Session::lost`]): the client library hands over
+//! deliveries it had buffered before it reports a dead connection on the consumer stream, so a
+//! consumer that only read the stream would start work it can never acknowledge.
 
 use crate::amqp::{self, ConnectError};
 use crate::topology::Topology;
+use futures_util::StreamExt;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
 use std::time::Duration;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// An open session. Dropping it closes nothing gracefully; call [`Session::close`].
 #[derive(Debug)]
@@ -18,6 +24,10 @@ pub struct Session {
     pub publish: Channel,
     pub consumer: Consumer,
     pub tag: String,
+    /// Cancelled the moment the connection or one of its channels fails.
+    pub lost: CancellationToken,
+    /// Stops the watcher of connection events when the session is dropped.
+    _watch: DropGuard,
 }
 
 /// Why a session could not be opened.
@@ -45,6 +55,30 @@ impl Session {
         prefetch: u16,
     ) -> Result<Session, SessionError> {
         let conn = amqp::connect_tls(url, ca_pem, name).await?;
+        let lost = CancellationToken::new();
+        let watch = CancellationToken::new();
+        // Listen before anything can fail: the client only reports errors to live listeners.
+        let mut events = conn.events_listener();
+        let (on_lost, stop) = (lost.clone(), watch.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    ev = events.next() => match ev {
+                        Some(lapin::Event::Error(e)) => {
+                            tracing::debug!(error = %e, "broker session lost");
+                            on_lost.cancel();
+                            return;
+                        }
+                        Some(_) => {}
+                        None => {
+                            on_lost.cancel();
+                            return;
+                        }
+                    },
+                }
+            }
+        });
         let setup = |source| SessionError::Setup {
             queue: queue.to_owned(),
             source,
@@ -57,22 +91,29 @@ impl Session {
             .await
             .map_err(setup)?;
         let tag = format!("{name}-{}", uuid::Uuid::now_v7());
-        let consumer = consume
-            .basic_consume(
-                queue.into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(setup)?;
+        let consumer = start_consumer(&consume, queue, &tag).await?;
         Ok(Session {
             conn,
             consume,
             publish,
             consumer,
             tag,
+            lost,
+            _watch: watch.drop_guard(),
         })
+    }
+
+    /// Also consumes `queue` on the consuming channel (same prefetch), under its own tag.
+    pub async fn consume_also(&self, queue: &str) -> Result<Consumer, SessionError> {
+        start_consumer(&self.consume, queue, &format!("{}-{queue}", self.tag)).await
+    }
+
+    /// Whether the session can still take deliveries: nothing failed, both channels are open.
+    pub fn usable(&self) -> bool {
+        !self.lost.is_cancelled()
+            && self.conn.status().connected()
+            && self.consume.status().connected()
+            && self.publish.status().connected()
     }
 
     /// Stops deliveries: the broker sends nothing more on this consumer.
@@ -90,11 +131,20 @@ impl Session {
     pub async fn close(self) {
         let _ = self.conn.close(200, "shutdown".into()).await;
     }
+}
 
-    /// Whether the connection is still usable.
-    pub fn is_connected(&self) -> bool {
-        self.conn.status().connected()
-    }
+async fn start_consumer(ch: &Channel, queue: &str, tag: &str) -> Result<Consumer, SessionError> {
+    ch.basic_consume(
+        queue.into(),
+        tag.into(),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(|source| SessionError::Setup {
+        queue: queue.to_owned(),
+        source,
+    })
 }
 
 /// Exponential backoff with full jitter for reconnect loops: 0.5 s doubling up to 30 s.

@@ -5,9 +5,16 @@
 //!                       ▲                    │ delivery-limit backstop
 //!                       │ TTL expiry         ▼
 //!  worker ──"retry.N"─▶ {p}.retry ──▶ {p}.retry.N ...      {p}.dead ──"dead"──▶ {p}.dead-letters
-//!  worker ──"dead"────────────────────────────────────────▶   │      ──"result"▶ {p}.results.dead
-//!  worker ──result──▶ {p}.results ──"result"──▶ {p}.results (quorum) ──▶ result writer
+//!  worker ──"dead"────────────────────────────────────────▶   │      ──"dead"──▶ {p}.dead-letters.feed ─┐
+//!                                                              │      ──"result"▶ {p}.results.dead      │
+//!  worker ──result──▶ {p}.results ──"result"──▶ {p}.results (quorum) ──▶ result writer ◀──────────────┘
 //! ```
+//!
+//! Every job dead letter, whoever made it (a worker, or the broker's delivery limit), lands in two
+//! queues at once: `{p}.dead-letters`, where people inspect and replay it, and
+//! `{p}.dead-letters.feed`, which the result writer consumes to record the file as failed. So
+//! every dead letter becomes an outcome in the database, and purging or replaying the
+//! dead-letter queue changes nothing about that.
 //!
 //! Every name starts with a prefix (default `vadflow`), so several deployments, or tests running
 //! in parallel, can share a broker without seeing each other's messages.
@@ -100,6 +107,10 @@ impl Topology {
     pub fn dead_letter_queue(&self) -> String {
         format!("{}.dead-letters", self.prefix)
     }
+    /// The copy of every job dead letter that the result writer records as an outcome.
+    pub fn dead_letter_feed_queue(&self) -> String {
+        format!("{}.dead-letters.feed", self.prefix)
+    }
     pub fn retry_exchange(&self) -> String {
         format!("{}.retry", self.prefix)
     }
@@ -136,6 +147,7 @@ impl Topology {
         q.extend((0..RETRY_LEVELS).map(|l| self.retry_queue(l)));
         q.extend([
             self.dead_letter_queue(),
+            self.dead_letter_feed_queue(),
             self.results_queue(),
             self.results_dead_queue(),
         ]);
@@ -181,6 +193,23 @@ impl Topology {
             ch,
             &self.dead_letter_queue(),
             dead_letter_queue_args(),
+            &self.dead_exchange(),
+            DEAD_ROUTING_KEY,
+        )
+        .await?;
+
+        // The result writer's copy of each dead letter; one it cannot store goes to the results'
+        // dead-letter queue.
+        let mut feed = quorum_args();
+        dead_letter_to(&mut feed, &self.dead_exchange(), RESULT_ROUTING_KEY);
+        feed.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(DELIVERY_LIMIT),
+        );
+        self.queue(
+            ch,
+            &self.dead_letter_feed_queue(),
+            feed,
             &self.dead_exchange(),
             DEAD_ROUTING_KEY,
         )
@@ -321,7 +350,7 @@ mod tests {
         assert_eq!(t.work_queue(), "t-1.jobs");
         assert_eq!(t.dead_letter_queue(), "t-1.dead-letters");
         assert!(t.all_queues().iter().all(|q| q.starts_with("t-1.")));
-        assert_eq!(t.all_queues().len(), 4 + RETRY_LEVELS as usize);
+        assert_eq!(t.all_queues().len(), 5 + RETRY_LEVELS as usize);
         assert!(Topology::new("bad prefix", Duration::from_secs(1)).is_err());
         assert!(Topology::new("", Duration::from_secs(1)).is_err());
     }

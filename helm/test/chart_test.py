@@ -105,7 +105,7 @@ for label, docs in combos.items():
 
     cron = find(docs, "CronJob")[0]["spec"]
     ec = cron["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    check(ec["args"] == ["enqueue", "--since", "yesterday"], f"{label}: CronJob runs enqueue --since yesterday")
+    check(ec["args"] == ["enqueue", "--since", "yesterday", "--stale-after", "24h"], f"{label}: CronJob runs enqueue --since yesterday --stale-after 24h")
     check(cron["concurrencyPolicy"] == "Forbid", f"{label}: CronJob Forbid")
     check(cron["schedule"] == "15 0 * * *", f"{label}: CronJob schedule from values")
     check("startingDeadlineSeconds" in cron and "successfulJobsHistoryLimit" in cron

@@ -1,6 +1,7 @@
 //! Command-line interface of `producer`. Every flag has an environment fallback.
 
 use crate::db::DbArgs;
+use crate::when::{Stale, parse_stale_after};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use vadflow_common::config::AmqpArgs;
@@ -26,8 +27,12 @@ pub enum Command {
     },
     /// Add S3 objects to the table of audio files; existing references are left alone.
     Register(RegisterArgs),
-    /// Publish jobs for files created in [--since, --until) that are not queued or done.
+    /// Publish jobs for files created in [--since, --until) that are not queued or done, and
+    /// publish again the jobs of rows queued for longer than --stale-after.
     Enqueue(EnqueueArgs),
+    /// Publish again the jobs of rows queued or retrying for longer than --stale-after (their
+    /// messages were lost: purged, or gone with a broker node), and nothing else.
+    Reconcile(ReconcileArgs),
     /// Run the result writer: the single consumer that writes result events to the database.
     Collect(CollectArgs),
     /// Show file counts by status and the depth of every queue.
@@ -46,7 +51,15 @@ pub struct StatusArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+
+    /// Age past which a queued or retrying row counts as stale (as for enqueue).
+    #[arg(long, env = "VADFLOW_STALE_AFTER", default_value = DEFAULT_STALE_AFTER, value_parser = parse_stale_after)]
+    pub stale_after: Stale,
 }
+
+/// Default of `--stale-after`: far longer than a job of a healthy deployment waits in the queue
+/// (docs/operations.md has the rule), short enough that a lost job is redone within a day or two.
+pub const DEFAULT_STALE_AFTER: &str = "24h";
 
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
@@ -143,6 +156,31 @@ pub struct EnqueueArgs {
     /// Time zone for today, yesterday and dates (IANA name).
     #[arg(long, env = "VADFLOW_TZ", default_value = "UTC")]
     pub tz: String,
+
+    /// Publish again the jobs of rows queued or retrying for longer than this (whatever their
+    /// creation time): their messages were lost. An age (30m, 24h, 7d) or off.
+    #[arg(long, env = "VADFLOW_STALE_AFTER", default_value = DEFAULT_STALE_AFTER, value_parser = parse_stale_after)]
+    pub stale_after: Stale,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+
+    /// Rows queued or retrying for longer than this are published again: an age (30m, 24h, 7d).
+    #[arg(long, env = "VADFLOW_STALE_AFTER", default_value = DEFAULT_STALE_AFTER, value_parser = parse_stale_after)]
+    pub stale_after: Stale,
+
+    /// Publish at most this many jobs.
+    #[arg(long)]
+    pub limit: Option<u32>,
+
+    /// Show what would be published, publish nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,11 @@
 //! event once in `job_results` and moves the file's row to its new state, in one transaction,
 //! and acks the event only after that transaction committed.
 //!
+//! It also consumes the dead-letter feed (a copy of every job dead letter, see
+//! `common::topology`) and records each letter as its file's `failed` outcome: the worker's
+//! dead letters (the same record as the worker's own `failed` event, so stored once), jobs too
+//! malformed for the worker to name, and jobs the broker dead-lettered at the delivery limit.
+//!
 //! It is the seed design's single writer, distributed: workers never touch the database.
 
 use crate::cli::CollectArgs;
@@ -15,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use vadflow_common::deadletter::Letter;
 use vadflow_common::session::{Backoff, Session};
 use vadflow_common::wire::{Outcome, ResultEvent};
 
@@ -82,7 +88,14 @@ pub async fn run(args: &CollectArgs, shutdown: CancellationToken) -> anyhow::Res
             _ = shutdown.cancelled() => return Ok(()),
             s = Session::open(&args.amqp.amqp_url, ca_pem.as_deref(), "vadflow-collect", &topology, &queue, args.prefetch) => s,
         };
-        let mut session = match session {
+        let session = match session {
+            Ok(s) => match s.consume_also(&topology.dead_letter_feed_queue()).await {
+                Ok(letters) => Ok((s, letters)),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        let (session, letters) = match session {
             Ok(s) => s,
             Err(e) => {
                 let delay = backoff.next_delay();
@@ -96,7 +109,15 @@ pub async fn run(args: &CollectArgs, shutdown: CancellationToken) -> anyhow::Res
         backoff.reset();
         stats.ready.store(true, Ordering::Relaxed);
         tracing::info!(queue = %queue, "result writer consuming");
-        let consumed = consume(&mut session, &pool, &stats, args.exit_when_idle, &shutdown).await;
+        let consumed = consume(
+            &session,
+            letters,
+            &pool,
+            &stats,
+            args.exit_when_idle,
+            &shutdown,
+        )
+        .await;
         stats.ready.store(false, Ordering::Relaxed);
         match consumed {
             Ok(()) => {
@@ -122,17 +143,30 @@ const MAX_BATCH: usize = 256;
 /// whatever the broker has already delivered (up to [`MAX_BATCH`]) goes into one transaction, so
 /// a busy writer commits far less often than once per event, and an idle one adds no delay.
 async fn consume(
-    session: &mut Session,
+    session: &Session,
+    letters: lapin::Consumer,
     pool: &PgPool,
     stats: &WriterStats,
     exit_when_idle: Option<Duration>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let idle = exit_when_idle.unwrap_or(Duration::MAX);
+    // Each stream ends with a marker, so that losing either consumer ends the session.
+    let ended = |queue: &'static str| futures_util::stream::iter([Ok(Incoming::Ended(queue))]);
+    let results = session
+        .consumer
+        .clone()
+        .map(|d| d.map(Incoming::Result))
+        .chain(ended("results"));
+    let letters = letters
+        .map(|d| d.map(Incoming::Letter))
+        .chain(ended("dead-letter feed"));
+    let mut incoming = futures_util::stream::select(results, letters);
     loop {
         let next = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            next = tokio::time::timeout(idle, session.consumer.next()) => next,
+            _ = session.lost.cancelled() => anyhow::bail!("the broker connection failed"),
+            next = tokio::time::timeout(idle, incoming.next()) => next,
         };
         let first = match next {
             Err(_) => {
@@ -148,7 +182,7 @@ async fn consume(
         };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
-            match session.consumer.next().now_or_never() {
+            match incoming.next().now_or_never() {
                 Some(Some(Ok(d))) => batch.push(d),
                 Some(Some(Err(e))) => return Err(e).context("receive result event"),
                 Some(None) => anyhow::bail!("the broker cancelled the consumer"),
@@ -159,6 +193,16 @@ async fn consume(
     }
 }
 
+/// A delivery from one of the two queues the result writer consumes.
+enum Incoming {
+    /// A result event, from the results queue.
+    Result(Delivery),
+    /// A copy of a job dead letter, from the dead-letter feed.
+    Letter(Delivery),
+    /// The consumer of the named queue ended (the broker cancelled it).
+    Ended(&'static str),
+}
+
 /// A result event and the span it is recorded in (a child of the worker's send span).
 struct Received {
     delivery: Delivery,
@@ -166,16 +210,46 @@ struct Received {
     span: tracing::Span,
 }
 
-/// Handles a batch of deliveries: malformed ones are dead-lettered, the rest [`store`]d.
+/// Handles a batch of deliveries: malformed events are dead-lettered, dead letters that name no
+/// file are acked (there is no row to record them on; they stay in the dead-letter queue), the
+/// rest [`store`]d.
 async fn handle_batch(
-    deliveries: Vec<Delivery>,
+    deliveries: Vec<Incoming>,
     pool: &PgPool,
     stats: &WriterStats,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let mut batch = Vec::with_capacity(deliveries.len());
-    for delivery in deliveries {
-        match ResultEvent::decode(&delivery.data) {
+    for incoming in deliveries {
+        let (delivery, decoded) = match incoming {
+            Incoming::Ended(queue) => {
+                anyhow::bail!("the broker cancelled the consumer of the {queue} queue")
+            }
+            Incoming::Result(d) => {
+                let decoded = ResultEvent::decode(&d.data);
+                (d, decoded)
+            }
+            Incoming::Letter(d) => {
+                let message_id = d.properties.message_id().as_ref().map(|m| m.to_string());
+                let letter = Letter::read(
+                    d.properties.headers().as_ref(),
+                    &d.data,
+                    message_id.as_deref(),
+                );
+                match letter.outcome(chrono::Utc::now().timestamp_millis()) {
+                    Some(event) => (d, Ok(event)),
+                    None => {
+                        tracing::debug!(
+                            id = letter.id().unwrap_or("-"),
+                            "dead letter names no file; nothing to record"
+                        );
+                        ack(&d, letter.id().unwrap_or("-")).await?;
+                        continue;
+                    }
+                }
+            }
+        };
+        match decoded {
             Ok(event) => {
                 let span = tracing::info_span!(
                     "record",
@@ -220,9 +294,9 @@ async fn store(
         return Ok(());
     }
     let mut backoff = Backoff::new();
-    loop {
+    let inserted = loop {
         match apply_batch(pool, &batch).await {
-            Ok(()) => break,
+            Ok(inserted) => break inserted,
             Err(e) if is_permanent(&e) && batch.len() > 1 => {
                 tracing::warn!(
                     events = batch.len(),
@@ -259,25 +333,31 @@ async fn store(
                 }
             }
         }
-    }
-    for r in &batch {
-        stats.record(r.event.outcome);
+    };
+    for (r, inserted) in batch.iter().zip(inserted) {
+        // A redelivery, or the dead-letter feed's copy of a failure the worker reported, adds
+        // no record and is not counted again.
+        if inserted {
+            stats.record(r.event.outcome);
+        }
         ack(&r.delivery, &r.event.job_id).await?;
     }
     Ok(())
 }
 
-/// Stores events in one transaction.
-async fn apply_batch(pool: &PgPool, batch: &[Received]) -> anyhow::Result<()> {
+/// Stores events in one transaction; returns, per event, whether it added a record.
+async fn apply_batch(pool: &PgPool, batch: &[Received]) -> anyhow::Result<Vec<bool>> {
     let mut tx = pool.begin().await.context("begin transaction")?;
+    let mut inserted = Vec::with_capacity(batch.len());
     for r in batch {
-        let changed = apply_in(&mut tx, &r.event)
+        let applied = apply_in(&mut tx, &r.event)
             .instrument(r.span.clone())
             .await?;
-        tracing::debug!(parent: &r.span, job_id = %r.event.job_id, outcome = r.event.outcome.as_str(), changed, "result recorded");
+        tracing::debug!(parent: &r.span, job_id = %r.event.job_id, outcome = r.event.outcome.as_str(), inserted = applied.inserted, changed = applied.changed, "result recorded");
+        inserted.push(applied.inserted);
     }
     tx.commit().await.context("commit results")?;
-    Ok(())
+    Ok(inserted)
 }
 
 async fn ack(delivery: &Delivery, job_id: &str) -> anyhow::Result<()> {
@@ -323,13 +403,22 @@ fn pg_text(s: &str) -> std::borrow::Cow<'_, str> {
 /// anything changed.
 pub async fn apply(pool: &PgPool, event: &ResultEvent) -> anyhow::Result<bool> {
     let mut tx = pool.begin().await.context("begin transaction")?;
-    let changed = apply_in(&mut tx, event).await?;
+    let applied = apply_in(&mut tx, event).await?;
     tx.commit().await.context("commit result")?;
-    Ok(changed)
+    Ok(applied.changed)
+}
+
+/// What storing one event did.
+#[derive(Debug, Clone, Copy)]
+struct Applied {
+    /// It added a `job_results` record (false for a record already there).
+    inserted: bool,
+    /// It changed the file's row.
+    changed: bool,
 }
 
 /// Records `event` once and updates the file's row, inside the caller's transaction.
-async fn apply_in(tx: &mut PgConnection, event: &ResultEvent) -> anyhow::Result<bool> {
+async fn apply_in(tx: &mut PgConnection, event: &ResultEvent) -> anyhow::Result<Applied> {
     let mut event = event.clone();
     for field in [
         &mut event.job_id,
@@ -389,7 +478,10 @@ async fn apply_in(tx: &mut PgConnection, event: &ResultEvent) -> anyhow::Result<
     .rows_affected()
         == 1;
     let Some(file_id) = file_id.filter(|_| inserted) else {
-        return Ok(false);
+        return Ok(Applied {
+            inserted,
+            changed: false,
+        });
     };
     const ATTEMPTS: &str =
         "attempts = (SELECT count(DISTINCT (job_id, attempt)) FROM job_results WHERE file_id = $1)";
@@ -438,7 +530,7 @@ async fn apply_in(tx: &mut PgConnection, event: &ResultEvent) -> anyhow::Result<
         .context("update file state")?
         .rows_affected()
         > 0;
-    Ok(changed)
+    Ok(Applied { inserted, changed })
 }
 
 #[cfg(test)]

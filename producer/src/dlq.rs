@@ -17,13 +17,19 @@ use lapin::{BasicProperties, Channel, Connection};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use vadflow_common::amqp::{self, check_confirmation};
 use vadflow_common::config::AmqpArgs;
+use vadflow_common::deadletter::{FailureHeaders, Letter};
 use vadflow_common::topology::{
-    JOB_ROUTING_KEY, Topology, header_i64, header_str, headers, set_header_i64, set_header_str,
+    JOB_ROUTING_KEY, Topology, header_i64, headers, set_header_i64, set_header_str,
 };
 use vadflow_common::{Job, wire};
+
+/// How long `dlq list` and `dlq purge` (which take no database settings) retry an unreachable
+/// broker.
+const CONNECT_BUDGET: Duration = Duration::from_secs(60);
 
 /// One dead letter as `dlq list` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -47,32 +53,28 @@ pub struct DeadLetter {
 
 impl DeadLetter {
     fn from_delivery(position: u64, d: &Delivery) -> DeadLetter {
-        let h = d.properties.headers().as_ref();
-        // Best effort: a poison message has no readable job, but still has its headers.
-        let job = if d.data.len() <= wire::MAX_MESSAGE_BYTES {
-            rmp_serde::from_slice::<Job>(&d.data).ok()
-        } else {
-            None
-        };
+        // Best effort: a poison message has no readable job, but still has its headers; one
+        // the broker dead-lettered itself has its death record (deadletter.rs reads both).
         let message_id = d.properties.message_id().as_ref().map(|m| m.to_string());
-        let id = job
-            .as_ref()
-            .map(|j| j.job_id.clone())
-            .filter(|id| !id.is_empty())
-            .or(message_id)
-            .unwrap_or_else(|| format!("#{position}"));
+        let letter = Letter::read(
+            d.properties.headers().as_ref(),
+            &d.data,
+            message_id.as_deref(),
+        );
         DeadLetter {
             position,
-            id,
-            bucket: job.as_ref().map(|j| j.bucket.clone()),
-            key: job.map(|j| j.key),
-            reason: header_str(h, headers::REASON),
-            error: header_str(h, headers::ERROR),
-            attempts: header_i64(h, headers::ATTEMPTS),
-            worker: header_str(h, headers::WORKER),
-            first_failure_ms: header_i64(h, headers::FIRST_FAILURE_MS),
-            last_failure_ms: header_i64(h, headers::LAST_FAILURE_MS),
-            replays: header_i64(h, headers::REPLAYS).unwrap_or(0),
+            id: letter
+                .id()
+                .map_or_else(|| format!("#{position}"), str::to_owned),
+            bucket: letter.job.bucket.0.clone(),
+            key: letter.job.key.0.clone(),
+            reason: letter.reason.map(|r| r.as_str().to_owned()),
+            error: letter.error,
+            attempts: Some(i64::from(letter.attempt)),
+            worker: letter.worker,
+            first_failure_ms: letter.first_failure_ms,
+            last_failure_ms: letter.last_failure_ms,
+            replays: letter.replays,
             payload_bytes: d.data.len(),
         }
     }
@@ -95,11 +97,16 @@ struct Dlq {
 }
 
 impl Dlq {
-    async fn open(amqp: &AmqpArgs, confirms: bool) -> anyhow::Result<Dlq> {
+    async fn open(amqp: &AmqpArgs, confirms: bool, budget: Duration) -> anyhow::Result<Dlq> {
         let topology = amqp.topology()?;
         let ca_pem = amqp.ca_pem()?;
-        let conn =
-            amqp::connect_tls(&amqp.amqp_url, ca_pem.as_deref(), "vadflow-producer dlq").await?;
+        let conn = amqp::connect_retrying(
+            &amqp.amqp_url,
+            ca_pem.as_deref(),
+            "vadflow-producer dlq",
+            budget,
+        )
+        .await?;
         let ch = if confirms {
             amqp::confirm_channel(&conn).await
         } else {
@@ -151,7 +158,7 @@ impl Dlq {
 
 /// Lists up to `limit` dead letters, leaving them all in the queue.
 pub async fn list(args: &DlqListArgs) -> anyhow::Result<(u32, Vec<DeadLetter>)> {
-    let dlq = Dlq::open(&args.amqp, false).await?;
+    let dlq = Dlq::open(&args.amqp, false, CONNECT_BUDGET).await?;
     let depth = dlq.depth().await?;
     let mut letters = Vec::new();
     let result = async {
@@ -209,28 +216,7 @@ pub fn print_table(queue: &str, depth: u32, letters: &[DeadLetter]) {
 
 /// The headers of a replayed job: failure headers dropped, attempt count reset, replays counted.
 fn replay_headers(old: Option<&FieldTable>) -> FieldTable {
-    let mut h = FieldTable::default();
-    if let Some(old) = old {
-        for (k, v) in old.inner() {
-            let name = k.as_str();
-            let drop = name == headers::ATTEMPT
-                || name == headers::REASON
-                || name == headers::ERROR
-                || name == headers::ATTEMPTS
-                || name == headers::WORKER
-                || name == headers::FIRST_FAILURE_MS
-                || name == headers::LAST_FAILURE_MS
-                || name == headers::REPLAYS
-                || name == headers::REPLAY_OF
-                || name.starts_with("x-death")
-                || name.starts_with("x-first-death")
-                || name.starts_with("x-last-death")
-                || name == "x-delivery-count";
-            if !drop {
-                h.insert(k.clone(), v.clone());
-            }
-        }
-    }
+    let mut h = FailureHeaders::strip(old);
     let replays = header_i64(old, headers::REPLAYS).unwrap_or(0);
     set_header_i64(&mut h, headers::REPLAYS, replays.saturating_add(1));
     h
@@ -247,7 +233,7 @@ pub async fn replay(
         "name the dead letters to replay (ids from `producer dlq list`) or pass --all"
     );
     let pool = args.db.connect().await?;
-    let dlq = Dlq::open(&args.amqp, true).await?;
+    let dlq = Dlq::open(&args.amqp, true, args.db.connect_timeout).await?;
     let wanted: HashSet<&str> = args.ids.iter().map(String::as_str).collect();
     let mut found: HashSet<String> = HashSet::new();
     let mut report = ReplayReport::default();
@@ -285,6 +271,7 @@ pub async fn replay(
                         .unwrap_or_else(|| ShortString::from(wire::CONTENT_TYPE)),
                 )
                 .with_headers(h);
+            let new_job_id = job_id.clone();
             let message_id = job_id.or_else(|| d.properties.message_id().as_ref().map(|m| m.to_string()));
             let props = match message_id.and_then(|id| ShortString::try_new(id).ok()) {
                 Some(id) => props.with_message_id(id),
@@ -316,11 +303,13 @@ pub async fn replay(
             report.replayed += 1;
             if let (Some(bucket), Some(key)) = (&letter.bucket, &letter.key) {
                 sqlx::query(
-                    "UPDATE audio_files SET status = 'queued', updated_at = now()
+                    "UPDATE audio_files SET status = 'queued', job_id = coalesce($3, job_id),
+                         queued_at = now(), updated_at = now()
                      WHERE bucket = $1 AND key = $2 AND status IN ('failed', 'retrying', 'pending')",
                 )
                 .bind(bucket)
                 .bind(key)
+                .bind(&new_job_id)
                 .execute(&pool)
                 .await
                 .with_context(|| format!("mark s3://{bucket}/{key} queued after its replay"))?;
@@ -347,7 +336,7 @@ pub async fn replay(
 /// Empties the dead-letter queue, after a confirmation prompt unless `--yes`.
 pub async fn purge(args: &DlqPurgeArgs) -> anyhow::Result<u32> {
     let queue = args.amqp.topology()?.dead_letter_queue();
-    let dlq = Dlq::open(&args.amqp, false).await?;
+    let dlq = Dlq::open(&args.amqp, false, CONNECT_BUDGET).await?;
     let depth = dlq.depth().await?;
     if !args.yes {
         let stdin = std::io::stdin();
@@ -379,7 +368,7 @@ pub async fn purge(args: &DlqPurgeArgs) -> anyhow::Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vadflow_common::topology::{set_header_i64, set_header_str};
+    use vadflow_common::topology::{header_str, set_header_i64, set_header_str};
 
     #[test]
     fn replay_resets_attempts_and_counts_replays() {

@@ -36,6 +36,21 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
                 ExitCode::SUCCESS
             })
         }
+        Command::Reconcile(args) => {
+            let report = enqueue::reconcile(&args, &shutdown).await?;
+            println!(
+                "reconcile: stale={} republished={} failed={}{}",
+                report.stale,
+                report.republished,
+                report.failed,
+                if report.dry_run { " (dry run)" } else { "" }
+            );
+            Ok(if report.failed > 0 {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Collect(args) => {
             collect::run(&args, shutdown).await?;
             Ok(ExitCode::SUCCESS)

@@ -25,6 +25,11 @@ pub struct FileCounts {
     pub done: i64,
     pub failed: i64,
     pub total: i64,
+    /// Rows `queued` or `retrying` for longer than `--stale-after` (included in those counts):
+    /// their jobs are presumed lost, and the next `enqueue` or `reconcile` publishes them again.
+    pub stale: i64,
+    /// The age used for `stale`, in seconds (`null` when off).
+    pub stale_after_s: Option<u64>,
 }
 
 impl FileCounts {
@@ -37,6 +42,19 @@ impl FileCounts {
             ("failed", self.failed),
             ("total", self.total),
         ]
+    }
+
+    /// The stale line of the table, e.g. `stale (queued or retrying > 24h)`.
+    fn stale_label(&self) -> Option<String> {
+        let secs = self.stale_after_s?;
+        let age = if secs % 3600 == 0 {
+            format!("{}h", secs / 3600)
+        } else if secs % 60 == 0 {
+            format!("{}m", secs / 60)
+        } else {
+            format!("{secs}s")
+        };
+        Some(format!("stale (queued or retrying > {age})"))
     }
 }
 
@@ -55,6 +73,17 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<Status> {
             .await
             .context("count files by status")?;
     let count = |s: &str| rows.iter().find(|(st, _)| st == s).map_or(0, |(_, n)| *n);
+    let stale = match args.stale_after.0 {
+        Some(age) => sqlx::query_scalar(
+            "SELECT count(*) FROM audio_files
+             WHERE status IN ('queued', 'retrying') AND updated_at < now() - $1",
+        )
+        .bind(chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX))
+        .fetch_one(&pool)
+        .await
+        .context("count stale files")?,
+        None => 0,
+    };
     let files = FileCounts {
         pending: count("pending"),
         queued: count("queued"),
@@ -62,13 +91,16 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<Status> {
         done: count("done"),
         failed: count("failed"),
         total: rows.iter().map(|(_, n)| n).sum(),
+        stale,
+        stale_after_s: args.stale_after.0.map(|d| d.as_secs()),
     };
 
     let ca_pem = args.amqp.ca_pem()?;
-    let conn = amqp::connect_tls(
+    let conn = amqp::connect_retrying(
         &args.amqp.amqp_url,
         ca_pem.as_deref(),
         "vadflow-producer status",
+        args.db.connect_timeout,
     )
     .await?;
     let mut queues = Vec::new();
@@ -107,6 +139,9 @@ pub fn print_table(schema: &str, s: &Status) {
     println!("files ({schema}.audio_files)");
     for (status, n) in s.files.rows() {
         println!("  {status:<10} {n:>10}");
+    }
+    if let Some(label) = s.files.stale_label() {
+        println!("  {label}: {}", s.files.stale);
     }
     println!();
     println!("{:<40} {:>10} {:>10}", "queue", "messages", "consumers");

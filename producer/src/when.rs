@@ -69,6 +69,27 @@ fn parse_age(s: &str) -> Option<Result<i64, String>> {
     )
 }
 
+/// Parses `--stale-after`: an age (`0s`, `90m`, `24h`, `7d`, `2w`), or `off`.
+pub fn parse_stale_after(s: &str) -> Result<Stale, String> {
+    let s = s.trim();
+    if s == "off" {
+        return Ok(Stale(None));
+    }
+    match parse_age(s) {
+        Some(secs) => Ok(Stale(Some(std::time::Duration::from_secs(
+            secs?.unsigned_abs(),
+        )))),
+        None => Err(format!(
+            "{s:?} is not an age such as 30m, 24h or 7d, nor off"
+        )),
+    }
+}
+
+/// `--stale-after`: how long a row may stay `queued` or `retrying` before its job counts as lost
+/// and is published again; `None` turns that off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stale(pub Option<std::time::Duration>);
+
 /// Converts to the type the database driver takes.
 pub fn to_chrono(ts: Timestamp) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(ts.as_second(), ts.subsec_nanosecond().unsigned_abs())
@@ -78,6 +99,21 @@ pub fn to_chrono(ts: Timestamp) -> chrono::DateTime<chrono::Utc> {
 /// A time zone by IANA name (`UTC`, `Europe/Berlin`, ...).
 pub fn parse_tz(name: &str) -> Result<TimeZone, String> {
     TimeZone::get(name).map_err(|e| format!("time zone {name:?}: {e}"))
+}
+
+#[cfg(test)]
+mod stale_tests {
+    use super::*;
+
+    #[test]
+    fn stale_after_takes_ages_and_off() {
+        let d = std::time::Duration::from_secs;
+        assert_eq!(parse_stale_after("24h"), Ok(Stale(Some(d(86_400)))));
+        assert_eq!(parse_stale_after("0s"), Ok(Stale(Some(d(0)))));
+        assert_eq!(parse_stale_after("off"), Ok(Stale(None)));
+        assert!(parse_stale_after("soon").is_err());
+        assert!(parse_stale_after("-1h").is_err());
+    }
 }
 
 #[cfg(test)]

@@ -162,6 +162,7 @@ impl TestCtx {
             database_url: stack.database_url.clone(),
             db_schema: format!("t_{}", id.replace('-', "_")),
             db_max_connections: 4,
+            connect_timeout: Duration::from_secs(30),
         };
         let pool = db
             .connect()
@@ -283,6 +284,7 @@ impl TestCtx {
             limit,
             dry_run,
             tz: "UTC".into(),
+            stale_after: vadflow_producer::when::Stale(None),
         };
         vadflow_producer::enqueue::run(&args, &CancellationToken::new())
             .await
@@ -295,6 +297,8 @@ impl TestCtx {
             params: Params::default(),
             outputs: Outputs::default(),
             concurrency: 2,
+            prefetch: None,
+            metrics: Default::default(),
             max_attempts: 3,
             shutdown_timeout: Duration::from_secs(20),
             fetch_idle_timeout: Duration::from_secs(10),
@@ -314,9 +318,9 @@ impl TestCtx {
             params: setup.params,
             outputs: setup.outputs,
             fetch_idle_timeout: setup.fetch_idle_timeout,
-            bytes_in: Default::default(),
-            bytes_out: Default::default(),
-            metrics: Default::default(),
+            bytes_in: setup.metrics.bytes_in.clone(),
+            bytes_out: setup.metrics.bytes_out.clone(),
+            metrics: setup.metrics.clone(),
         });
         let config = vadflow_worker::consumer::ConsumerConfig {
             amqp_url: setup.amqp_url.clone(),
@@ -324,7 +328,9 @@ impl TestCtx {
             topology: self.topology.clone(),
             worker_id: format!("test-worker-{}", self.id),
             concurrency: setup.concurrency,
-            prefetch: u16::try_from(setup.concurrency * 2).unwrap_or(8),
+            prefetch: setup
+                .prefetch
+                .unwrap_or_else(|| u16::try_from(setup.concurrency * 2).unwrap_or(8)),
             max_attempts: setup.max_attempts,
             shutdown_timeout: setup.shutdown_timeout,
         };
@@ -537,6 +543,10 @@ pub struct WorkerSetup {
     pub params: Params,
     pub outputs: Outputs,
     pub concurrency: usize,
+    /// Unacked deliveries (default: 2 × concurrency).
+    pub prefetch: Option<u16>,
+    /// The worker's metrics, readable by the test.
+    pub metrics: Arc<vadflow_worker::metrics::Metrics>,
     pub max_attempts: u32,
     pub shutdown_timeout: Duration,
     pub fetch_idle_timeout: Duration,

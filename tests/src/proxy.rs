@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug)]
 struct State {
     refuse: AtomicBool,
+    /// While true, accepted connections wait before they are forwarded.
+    hold: tokio::sync::watch::Sender<bool>,
     accepted: tokio::sync::watch::Sender<u64>,
     /// Cancelled to cut every open connection; replaced by a fresh token after each cut.
     cut: Mutex<CancellationToken>,
@@ -31,6 +33,7 @@ impl Proxy {
         let addr = listener.local_addr().expect("proxy address");
         let state = Arc::new(State {
             refuse: AtomicBool::new(false),
+            hold: tokio::sync::watch::Sender::new(false),
             accepted: tokio::sync::watch::Sender::new(0),
             cut: Mutex::new(CancellationToken::new()),
         });
@@ -54,7 +57,13 @@ impl Proxy {
                 }
                 let cut = st.cut.lock().expect("proxy state").clone();
                 let stopped = stopped.clone();
+                let mut held = st.hold.subscribe();
                 tokio::spawn(async move {
+                    tokio::select! {
+                        _ = cut.cancelled() => return,
+                        _ = stopped.cancelled() => return,
+                        _ = held.wait_for(|h| !*h) => {}
+                    }
                     let Ok(mut server) = TcpStream::connect(upstream).await else {
                         return;
                     };
@@ -81,6 +90,12 @@ impl Proxy {
     /// While on, new connections are accepted and reset at once.
     pub fn refuse(&self, on: bool) {
         self.state.refuse.store(on, Ordering::SeqCst);
+    }
+
+    /// While on, new connections are accepted but wait, silent, until it is turned off: a
+    /// server that stalls.
+    pub fn hold(&self, on: bool) {
+        self.state.hold.send_replace(on);
     }
 
     /// Connections accepted so far (refused ones included).

@@ -138,7 +138,7 @@ async fn unroutable_jobs_leave_rows_pending_and_are_reported() {
         selected: 1,
         ..Default::default()
     };
-    vadflow_producer::enqueue::publish(
+    vadflow_producer::enqueue::publish_window(
         &ctx.pool,
         &ch,
         &nowhere,

@@ -4,7 +4,9 @@
 //! - kills a worker with SIGKILL in the middle of a job, three times;
 //! - cuts every broker connection (and refuses new ones for a moment), twice;
 //! - injects S3 faults all along: 503 SlowDown, 500, connection resets, stalled bodies;
-//! - takes PostgreSQL away from the result writer (cut and refused) once.
+//! - takes PostgreSQL away from the result writer (cut and refused) once;
+//! - removes a few jobs' messages from the work queue, as a purge or a lost broker node would,
+//!   and at the end runs `producer reconcile`, which must publish exactly those rows again.
 //!
 //! Broker and database faults go through TCP proxies the test owns, so the shared servers, and
 //! the other tests using them, are never disturbed. A checker then prints one line in the style
@@ -97,6 +99,37 @@ async fn outage(proxy: &Proxy, tries: u64) {
     proxy.cut();
     let _ = tokio::time::timeout(DEADLINE, proxy.wait_accepted(before + tries)).await;
     proxy.refuse(false);
+}
+
+/// Removes up to `n` good jobs' messages from the work queue, as an operator's purge or a broker
+/// node lost with its disk would; returns their keys. Other messages taken on the way return to
+/// the queue when the channel closes.
+async fn remove_good_jobs(ctx: &TestCtx, n: usize) -> Vec<String> {
+    let (conn, ch) = ctx.channel().await;
+    let good = format!("{}good/", ctx.prefix);
+    let mut removed = Vec::new();
+    for _ in 0..4 * n {
+        if removed.len() == n {
+            break;
+        }
+        let got = ch
+            .basic_get(
+                ctx.topology.work_queue().as_str().into(),
+                lapin::options::BasicGetOptions { no_ack: false },
+            )
+            .await
+            .expect("basic.get");
+        let Some(m) = got else { break };
+        match Job::decode(&m.delivery.data) {
+            Ok(job) if job.key.starts_with(&good) => {
+                m.delivery.ack(Default::default()).await.expect("ack");
+                removed.push(job.key);
+            }
+            _ => {} // returned on close
+        }
+    }
+    let _ = conn.close(200, "done".into()).await;
+    removed
 }
 
 /// A poison message: its id (the AMQP message id), raw body and expected reason.
@@ -300,23 +333,40 @@ async fn nothing_is_lost_or_doubled_under_faults() {
         .await
         .expect("count")
     };
-    let plan: [(f64, &str); 7] = [
+    // Rows not final whose message was removed: only a reconcile finishes them.
+    let unfinished_purged = |purged: &[String]| {
+        let purged = purged.to_vec();
+        let pool = ctx.pool.clone();
+        async move {
+            let open: Vec<String> = sqlx::query_scalar(
+                "SELECT key FROM audio_files WHERE status NOT IN ('done', 'failed')",
+            )
+            .fetch_all(&pool)
+            .await
+            .expect("open rows");
+            open.iter().filter(|k| purged.contains(k)).count() as i64
+        }
+    };
+    let plan: [(f64, &str); 8] = [
         (0.06, "kill a"),
         (0.15, "broker"),
         (0.28, "kill b"),
         (0.40, "database"),
+        (0.48, "purge"),
         (0.55, "kill a"),
         (0.70, "broker"),
         (1.01, "end"),
     ];
     let started = std::time::Instant::now();
     let mut kills = 0;
+    let mut purged: Vec<String> = Vec::new();
     for (at, action) in plan {
         let threshold = ((total as f64) * at).ceil() as i64;
         let target = threshold.min(total);
         loop {
             let n = finals().await;
-            if n >= target {
+            // The removed jobs never finish on their own.
+            if n >= target || n + unfinished_purged(&purged).await >= total {
                 break;
             }
             match tokio::time::timeout(DEADLINE.saturating_sub(started.elapsed()), listener.recv())
@@ -345,9 +395,25 @@ async fn nothing_is_lost_or_doubled_under_faults() {
             }
             "broker" => outage(&amqp_proxy, 3).await,
             "database" => outage(&pg_proxy, 2).await,
+            "purge" => purged = remove_good_jobs(&ctx, 5).await,
             _ => {}
         }
     }
+    // Every row is final but those whose message was removed; reconcile finds exactly them.
+    let stranded = unfinished_purged(&purged).await;
+    let (code, out, err) = ctx.producer(&["reconcile", "--stale-after", "0s"]).await;
+    assert_eq!(code, Some(0), "reconcile failed: {err}");
+    assert!(
+        out.contains(&format!(
+            "reconcile: stale={stranded} republished={stranded} "
+        )),
+        "reconcile publishes exactly the {stranded} rows whose message was removed: {out}"
+    );
+    ctx.wait_files("every row final after the reconcile", |rows| {
+        rows.iter()
+            .all(|r| r.status == "done" || r.status == "failed")
+    })
+    .await;
     let elapsed = started.elapsed();
 
     // Stop everything cleanly.
@@ -396,8 +462,8 @@ async fn nothing_is_lost_or_doubled_under_faults() {
             "failed" => failed += 1,
             _ => {}
         }
-        let in_dlq = dead.contains_key(&r.key);
-        if r.status != "done" && !in_dlq {
+        // Lost counts rows: every row must end done or failed, whatever became of its message.
+        if r.status != "done" && r.status != "failed" {
             lost.push(r.key.clone());
         }
         if done_results.get(&r.key).copied().unwrap_or(0) > 1
@@ -452,10 +518,11 @@ async fn nothing_is_lost_or_doubled_under_faults() {
         }
     }
     let line = format!(
-        "enqueued={enqueued} done={done} failed={failed} lost={} duplicated={} poison_in_dlq={poison_in_dlq}/{} with_reason={with_reason}",
+        "enqueued={enqueued} done={done} failed={failed} lost={} duplicated={} poison_in_dlq={poison_in_dlq}/{} with_reason={with_reason} purged={} reconciled={stranded}",
         lost.len(),
         duplicated.len(),
-        expected.len()
+        expected.len(),
+        purged.len()
     );
     println!("{line}");
     // Also kept in target/tmp, for tests/run.sh to show after a passing run.

@@ -4,7 +4,7 @@
 
 use crate::job::{self, JobContext, JobDone};
 use crate::metrics::{JobOutcome, Stage};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::Channel;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
@@ -15,10 +15,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use vadflow_common::amqp::{PublishError, message_properties, publish_confirmed};
+use vadflow_common::deadletter::{FailureHeaders, LenientJob};
 use vadflow_common::session::{Backoff, Session};
 use vadflow_common::topology::{
     DEAD_ROUTING_KEY, RESULT_ROUTING_KEY, Topology, header_i64, headers, set_header_i64,
-    set_header_str,
 };
 use vadflow_common::wire::{self, Outcome, ResultEvent};
 use vadflow_common::{Failure, Job, Reason, Retry};
@@ -111,18 +111,29 @@ pub async fn run(
         ready.set(true);
         tracing::info!(queue = %queue, concurrency = cfg.concurrency, prefetch = cfg.prefetch, "consuming jobs");
         loop {
-            // Backpressure: take a slot before taking a delivery.
+            // Backpressure: take a slot before taking a delivery. A lost session ends the wait at
+            // once: its buffered deliveries can never be acked, so none of them is started.
             let permit = tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => {
                     last_session = Some(session);
                     break 'connect;
                 }
+                _ = session.lost.cancelled() => {
+                    tracing::warn!("lost the broker connection; reconnecting");
+                    break;
+                }
                 p = permits.clone().acquire_owned() => p?,
             };
             let next = tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => {
                     last_session = Some(session);
                     break 'connect;
+                }
+                _ = session.lost.cancelled() => {
+                    tracing::warn!("lost the broker connection; reconnecting");
+                    break;
                 }
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                     if let Err(e) = done {
@@ -133,13 +144,30 @@ pub async fn run(
                 next = session.consumer.next() => next,
             };
             match next {
-                Some(Ok(delivery)) => {
+                Some(Ok(delivery)) if session.usable() => {
                     let shared = shared.clone();
                     let publisher = session.publish.clone();
+                    let lost = session.lost.clone();
+                    shared.jobs.metrics.started();
                     tasks.spawn(async move {
-                        handle(&shared, &publisher, delivery).await;
+                        // A job whose session is lost can no longer be acked: stop it, and let
+                        // the broker redeliver it (its outputs are idempotent).
+                        tokio::select! {
+                            biased;
+                            _ = lost.cancelled() => {
+                                shared.jobs.metrics.abandoned();
+                                tracing::warn!(delivery_tag = delivery.delivery_tag, "broker session lost; job abandoned unfinished, the broker redelivers it");
+                            }
+                            _ = handle(&shared, &publisher, &delivery) => {}
+                        }
                         drop(permit);
                     });
+                }
+                Some(Ok(_)) => {
+                    // Buffered before the failure was noticed: never started, redelivered.
+                    shared.jobs.metrics.dropped(1);
+                    tracing::warn!("lost the broker connection; reconnecting");
+                    break;
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "lost the broker connection; reconnecting");
@@ -152,6 +180,14 @@ pub async fn run(
             }
         }
         ready.set(false);
+        let dropped = drop_buffered(&mut session);
+        if dropped > 0 {
+            shared.jobs.metrics.dropped(dropped);
+            tracing::info!(
+                dropped,
+                "buffered deliveries dropped unstarted; the broker redelivers them"
+            );
+        }
         last_session = Some(session);
     }
 
@@ -186,6 +222,16 @@ pub async fn run(
     Ok(())
 }
 
+/// Drops the deliveries the client buffered for a lost session, without starting them; returns
+/// how many there were.
+fn drop_buffered(session: &mut Session) -> u64 {
+    let mut n = 0;
+    while let Some(Some(Ok(_))) = session.consumer.next().now_or_never() {
+        n += 1;
+    }
+    n
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -194,27 +240,31 @@ fn now_ms() -> i64 {
 }
 
 /// Handles one delivery completely: it is acked, or rejected back to the queue, before return.
-async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
+async fn handle(shared: &Shared, publisher: &Channel, delivery: &Delivery) {
     let metrics = &shared.jobs.metrics;
     let _in_flight = metrics.in_flight();
     let attempt = header_i64(delivery.properties.headers().as_ref(), headers::ATTEMPT)
         .and_then(|a| u32::try_from(a).ok())
         .unwrap_or(1)
         .max(1);
-    // Parse leniently first, so a job with a bad field still has ids for its failure event.
+    // Parse strictly but validate apart, so a job whose only fault is a bad bucket or key still
+    // gets its failure event; an unreadable one is dead-lettered, and the result writer records
+    // whatever file its body still names (deadletter.rs).
     let job = match rmp_job(&delivery.data) {
         Ok(job) => job,
         Err(e) => {
             let failure = Failure::from(e);
-            tracing::error!(reason = %failure.reason, error = %failure.message, "malformed job message");
-            settle_failure(shared, publisher, &delivery, None, failure, attempt).await;
+            let readable = LenientJob::read(&delivery.data);
+            let job_id = readable.job_id().unwrap_or("-");
+            tracing::error!(job_id, reason = %failure.reason, error = %failure.message, "malformed job message");
+            settle_failure(shared, publisher, delivery, None, failure, attempt).await;
             return;
         }
     };
     if let Err(e) = job.validate() {
         let failure = Failure::from(e).context(format!("job {}", job.job_id));
         tracing::error!(job_id = %job.job_id, reason = %failure.reason, error = %failure.message, "invalid job");
-        settle_failure(shared, publisher, &delivery, Some(&job), failure, attempt).await;
+        settle_failure(shared, publisher, delivery, Some(&job), failure, attempt).await;
         return;
     }
     let queue = shared.config.topology.work_queue();
@@ -262,16 +312,16 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "job done"
                     );
-                    ack(&delivery, &job.job_id).await;
+                    ack(delivery, &job.job_id).await;
                 }
                 Err(e) => {
                     tracing::warn!(parent: &span, error = %e, "cannot publish the result event; returning the job to the queue");
-                    requeue(&delivery).await;
+                    requeue(delivery).await;
                 }
             }
         }
         Err(failure) => {
-            settle_failure(shared, publisher, &delivery, Some(&job), failure, attempt).await;
+            settle_failure(shared, publisher, delivery, Some(&job), failure, attempt).await;
         }
     }
 }
@@ -354,7 +404,15 @@ async fn settle_failure(
     let now = now_ms();
     let first_failure =
         header_i64(props.headers().as_ref(), headers::FIRST_FAILURE_MS).unwrap_or(now);
-    let job_id = job.map_or_else(|| "-".to_owned(), |j| j.job_id.clone());
+    let job_id = job.map_or_else(
+        || {
+            LenientJob::read(&delivery.data)
+                .job_id()
+                .unwrap_or("-")
+                .to_owned()
+        },
+        |j| j.job_id.clone(),
+    );
     let retry = failure.retry() == Retry::Transient && attempt < cfg.max_attempts;
 
     let (outcome, reason, message) = if retry {
@@ -373,12 +431,15 @@ async fn settle_failure(
     };
 
     let mut h = props.headers().clone().unwrap_or_default();
-    set_header_str(&mut h, headers::REASON, reason.as_str());
-    set_header_str(&mut h, headers::ERROR, &message);
-    set_header_i64(&mut h, headers::ATTEMPTS, i64::from(attempt));
-    set_header_str(&mut h, headers::WORKER, &cfg.worker_id);
-    set_header_i64(&mut h, headers::FIRST_FAILURE_MS, first_failure);
-    set_header_i64(&mut h, headers::LAST_FAILURE_MS, now);
+    FailureHeaders {
+        reason,
+        error: message.clone(),
+        attempts: attempt,
+        worker: cfg.worker_id.clone(),
+        first_failure_ms: first_failure,
+        last_failure_ms: now,
+    }
+    .write(&mut h);
 
     let (exchange, routing_key, mut out_props) = if retry {
         set_header_i64(&mut h, headers::ATTEMPT, i64::from(attempt) + 1);

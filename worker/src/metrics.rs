@@ -98,6 +98,9 @@ pub struct Metrics {
     stages: [Histogram; STAGES.len()],
     audio_micros: AtomicU64,
     in_flight: AtomicU64,
+    started: AtomicU64,
+    abandoned: AtomicU64,
+    dropped: AtomicU64,
     pub bytes_in: std::sync::Arc<AtomicU64>,
     pub bytes_out: std::sync::Arc<AtomicU64>,
 }
@@ -126,6 +129,27 @@ impl Metrics {
         }
     }
 
+    /// A delivery was taken and its job started.
+    pub fn started(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Jobs started so far.
+    pub fn jobs_started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// A job was stopped unfinished because its broker session was lost (it can no longer be
+    /// acked; the broker redelivers it).
+    pub fn abandoned(&self) {
+        self.abandoned.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Deliveries the client had buffered when the session was lost, dropped unstarted.
+    pub fn dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Counts a job in flight until the returned guard drops.
     pub fn in_flight(&self) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -143,6 +167,15 @@ impl Metrics {
                 c.load(Ordering::Relaxed)
             );
         }
+        let _ = write!(
+            out,
+            "# HELP vadflow_jobs_started_total Deliveries taken and started as jobs.\n# TYPE vadflow_jobs_started_total counter\nvadflow_jobs_started_total {}\n\
+             # HELP vadflow_jobs_abandoned_total Jobs stopped unfinished because the broker session was lost; the broker redelivers them.\n# TYPE vadflow_jobs_abandoned_total counter\nvadflow_jobs_abandoned_total {}\n\
+             # HELP vadflow_deliveries_dropped_total Buffered deliveries dropped unstarted because the broker session was lost.\n# TYPE vadflow_deliveries_dropped_total counter\nvadflow_deliveries_dropped_total {}\n",
+            self.started.load(Ordering::Relaxed),
+            self.abandoned.load(Ordering::Relaxed),
+            self.dropped.load(Ordering::Relaxed),
+        );
         out.push_str("# HELP vadflow_job_duration_seconds Time from delivery to settlement of successful jobs.\n# TYPE vadflow_job_duration_seconds histogram\n");
         self.job_duration
             .render(&mut out, "vadflow_job_duration_seconds", "");
@@ -195,6 +228,8 @@ mod tests {
         m.stage(Stage::Fetch, Duration::from_millis(3));
         m.audio_seconds(1.5);
         let _guard = m.in_flight();
+        m.started();
+        m.dropped(3);
         let text = m.render(true);
         assert!(text.contains("vadflow_jobs_total{outcome=\"done\"} 2\n"));
         assert!(text.contains("vadflow_jobs_total{outcome=\"dead_lettered\"} 1\n"));
@@ -206,5 +241,8 @@ mod tests {
         assert!(text.contains("vadflow_audio_seconds_total 1.5\n"));
         assert!(text.contains("vadflow_jobs_in_flight 1\n"));
         assert!(text.contains("vadflow_ready 1\n"));
+        assert!(text.contains("vadflow_jobs_started_total 1\n"));
+        assert!(text.contains("vadflow_jobs_abandoned_total 0\n"));
+        assert!(text.contains("vadflow_deliveries_dropped_total 3\n"));
     }
 }
