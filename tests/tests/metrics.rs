@@ -99,9 +99,23 @@ async fn health_and_metrics_reflect_a_run() {
         value(&metrics, "vadflow_jobs_total{outcome=\"failed\"}"),
         1.0
     );
+    // docs/operations.md's failure ratio, evaluated on this run's counters (over a whole run a
+    // ratio of rates is the ratio of counts), equals the run's share of failed jobs: 1 of 3.
+    let query = "sum(rate(vadflow_jobs_total{outcome=\"failed\"}[15m])) / sum(rate(vadflow_jobs_total[15m]))";
+    assert!(
+        include_str!("../../docs/operations.md").contains(query),
+        "docs/operations.md no longer gives the failure ratio as {query}"
+    );
+    let all: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("vadflow_jobs_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    let failed = value(&metrics, "vadflow_jobs_total{outcome=\"failed\"}");
     assert_eq!(
-        value(&metrics, "vadflow_jobs_total{outcome=\"dead_lettered\"}"),
-        1.0
+        failed / all,
+        1.0 / 3.0,
+        "each attempt counted once:\n{metrics}"
     );
     assert_eq!(
         value(&metrics, "vadflow_jobs_total{outcome=\"retried\"}"),

@@ -4,6 +4,7 @@
 
 use crate::job::{self, JobContext, JobDone};
 use crate::metrics::{JobOutcome, Stage};
+use crate::settle::{self, Attempt, Route};
 use futures_util::{FutureExt, StreamExt};
 use lapin::Channel;
 use lapin::message::Delivery;
@@ -15,13 +16,11 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use vadflow_common::amqp::{PublishError, message_properties, publish_confirmed};
-use vadflow_common::deadletter::{FailureHeaders, LenientJob};
+use vadflow_common::deadletter::LenientJob;
 use vadflow_common::session::{Backoff, Session};
-use vadflow_common::topology::{
-    DEAD_ROUTING_KEY, RESULT_ROUTING_KEY, Topology, header_i64, headers, set_header_i64,
-};
+use vadflow_common::topology::{RESULT_ROUTING_KEY, header_i64, headers};
 use vadflow_common::wire::{self, Outcome, ResultEvent};
-use vadflow_common::{Failure, Job, Reason, Retry};
+use vadflow_common::{Failure, Job, Topology};
 
 /// Settings of the consumer loop.
 #[derive(Debug, Clone)]
@@ -389,7 +388,7 @@ async fn publish_result(
     .await
 }
 
-/// A failed attempt: retry it later (transient, attempts left) or dead-letter it, publishing the
+/// A failed attempt: publish what the settle plan says (a retry or a dead letter), then the
 /// matching result event; ack once both are confirmed, otherwise return the job to the queue.
 async fn settle_failure(
     shared: &Shared,
@@ -401,9 +400,6 @@ async fn settle_failure(
 ) {
     let cfg = &shared.config;
     let props = &delivery.properties;
-    let now = now_ms();
-    let first_failure =
-        header_i64(props.headers().as_ref(), headers::FIRST_FAILURE_MS).unwrap_or(now);
     let job_id = job.map_or_else(
         || {
             LenientJob::read(&delivery.data)
@@ -413,70 +409,46 @@ async fn settle_failure(
         },
         |j| j.job_id.clone(),
     );
-    let retry = failure.retry() == Retry::Transient && attempt < cfg.max_attempts;
-
-    let (outcome, reason, message) = if retry {
-        (Outcome::Retrying, failure.reason, failure.message.clone())
-    } else if failure.retry() == Retry::Transient {
-        (
-            Outcome::Failed,
-            Reason::RetriesExhausted,
-            format!(
-                "{attempt} attempts failed; last: {}: {}",
-                failure.reason, failure.message
-            ),
-        )
-    } else {
-        (Outcome::Failed, failure.reason, failure.message.clone())
+    let attempt_facts = Attempt {
+        number: attempt,
+        max_attempts: cfg.max_attempts,
+        worker: &cfg.worker_id,
+        now_ms: now_ms(),
     };
-
-    let mut h = props.headers().clone().unwrap_or_default();
-    FailureHeaders {
-        reason,
-        error: message.clone(),
-        attempts: attempt,
-        worker: cfg.worker_id.clone(),
-        first_failure_ms: first_failure,
-        last_failure_ms: now,
-    }
-    .write(&mut h);
-
-    let (exchange, routing_key, mut out_props) = if retry {
-        set_header_i64(&mut h, headers::ATTEMPT, i64::from(attempt) + 1);
-        let level = Topology::retry_level(attempt);
-        let delay = cfg.topology.retry_delay(level).as_millis() as u64;
-        // Equal jitter: between half and all of the level's delay.
-        let expiration = delay / 2 + fastrand::u64(0..=delay / 2);
-        (
-            cfg.topology.retry_exchange(),
-            Topology::retry_routing_key(level),
-            props
-                .clone()
-                .with_headers(h)
-                .with_expiration(ShortString::from(expiration.to_string())),
-        )
-    } else {
-        (
-            cfg.topology.dead_exchange(),
-            DEAD_ROUTING_KEY.to_owned(),
-            props.clone().with_headers(h),
-        )
-    };
+    let settlement = settle::plan(
+        &failure,
+        attempt_facts,
+        props.headers().as_ref(),
+        &cfg.topology,
+        settle::equal_jitter,
+    );
+    let mut out_props = props.clone().with_headers(settlement.headers.clone());
     if out_props.delivery_mode().is_none() {
         out_props = out_props.with_delivery_mode(2);
     }
-    let forwarded = publish_confirmed(
-        publisher,
-        &exchange,
-        &routing_key,
-        &delivery.data,
-        out_props,
-    )
-    .await;
+    let (exchange, routing_key) = match &settlement.route {
+        Route::Retry {
+            exchange,
+            routing_key,
+            expiration_ms,
+        } => {
+            out_props = out_props.with_expiration(ShortString::from(expiration_ms.to_string()));
+            (exchange, routing_key)
+        }
+        Route::Dead {
+            exchange,
+            routing_key,
+        } => (exchange, routing_key),
+    };
+    let forwarded =
+        publish_confirmed(publisher, exchange, routing_key, &delivery.data, out_props).await;
+    let (reason, message) = (settlement.failure.reason, &settlement.failure.error);
+    // A job too malformed to read gets no event: the result writer records its dead letter
+    // from the dead-letter feed.
     let event = job.map(|j| ResultEvent {
         reason: Some(reason),
         error: Some(message.clone()),
-        ..base_event(shared, j, attempt, outcome)
+        ..base_event(shared, j, attempt, settlement.outcome)
     });
     let published = match (&forwarded, &event) {
         (Ok(()), Some(ev)) => publish_result(shared, publisher, ev).await,
@@ -486,15 +458,11 @@ async fn settle_failure(
     match (forwarded, published) {
         (Ok(()), Ok(())) => {
             let metrics = &shared.jobs.metrics;
-            if retry {
+            if settlement.outcome == Outcome::Retrying {
                 metrics.job(JobOutcome::Retried);
-            } else {
-                metrics.job(JobOutcome::Failed);
-                metrics.job(JobOutcome::DeadLettered);
-            }
-            if retry {
                 tracing::warn!(job_id = %job_id, attempt, reason = %reason, error = %message, "job failed; retrying later");
             } else {
+                metrics.job(JobOutcome::Failed);
                 tracing::error!(job_id = %job_id, attempt, reason = %reason, error = %message, "job failed; dead-lettered");
             }
             ack(delivery, &job_id).await;

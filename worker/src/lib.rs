@@ -10,6 +10,7 @@ pub mod job;
 pub mod local;
 pub mod metrics;
 pub mod results;
+pub mod settle;
 pub mod upload;
 
 use anyhow::Context;

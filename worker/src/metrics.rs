@@ -5,23 +5,22 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// How a job attempt ended, as counted by `vadflow_jobs_total{outcome}`.
+/// How a job attempt ended, as counted by `vadflow_jobs_total{outcome}`: each settled attempt
+/// is counted once, so the outcomes add up to the attempts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobOutcome {
     Done,
-    /// The job is over without results (a permanent failure, or retries exhausted).
+    /// The job is over without results and was dead-lettered (a permanent failure, or retries
+    /// exhausted).
     Failed,
     /// A transient failure sent to a retry queue.
     Retried,
-    /// Sent to the dead-letter queue (permanent failures and exhausted retries).
-    DeadLettered,
 }
 
-const OUTCOMES: [(JobOutcome, &str); 4] = [
+const OUTCOMES: [(JobOutcome, &str); 3] = [
     (JobOutcome::Done, "done"),
     (JobOutcome::Failed, "failed"),
     (JobOutcome::Retried, "retried"),
-    (JobOutcome::DeadLettered, "dead_lettered"),
 ];
 
 /// Timed parts of a job, as in `vadflow_stage_duration_seconds{stage}`.
@@ -223,7 +222,7 @@ mod tests {
         let m = Metrics::default();
         m.job(JobOutcome::Done);
         m.job(JobOutcome::Done);
-        m.job(JobOutcome::DeadLettered);
+        m.job(JobOutcome::Failed);
         m.job_duration(Duration::from_millis(30));
         m.stage(Stage::Fetch, Duration::from_millis(3));
         m.audio_seconds(1.5);
@@ -232,7 +231,11 @@ mod tests {
         m.dropped(3);
         let text = m.render(true);
         assert!(text.contains("vadflow_jobs_total{outcome=\"done\"} 2\n"));
-        assert!(text.contains("vadflow_jobs_total{outcome=\"dead_lettered\"} 1\n"));
+        assert!(text.contains("vadflow_jobs_total{outcome=\"failed\"} 1\n"));
+        assert!(
+            !text.contains("dead_lettered"),
+            "each attempt is counted once"
+        );
         assert!(text.contains("vadflow_jobs_total{outcome=\"retried\"} 0\n"));
         assert!(text.contains("vadflow_job_duration_seconds_bucket{le=\"0.025\"} 0\n"));
         assert!(text.contains("vadflow_job_duration_seconds_bucket{le=\"0.05\"} 1\n"));
