@@ -2,6 +2,8 @@
 //! tests and by the fault-injection suite.
 
 use crate::audio::{SENTENCES, compose};
+use crate::{BUCKET, TestCtx};
+use vadflow_common::Job;
 
 /// A hostile or broken input.
 #[derive(Debug, Clone)]
@@ -140,4 +142,87 @@ pub fn cases() -> Vec<Poison> {
     ];
     v.sort_by_key(|p| p.name);
     v
+}
+
+/// A poison message: its id (the AMQP message id), raw body and expected reason.
+#[derive(Debug, Clone)]
+pub struct PoisonMsg {
+    pub id: String,
+    pub kind: String,
+    pub body: Vec<u8>,
+    pub reason: &'static str,
+}
+
+/// Poison messages for the work queue: bodies a worker cannot read or must refuse.
+pub fn message_poisons(ctx: &TestCtx) -> Vec<PoisonMsg> {
+    let p = &ctx.prefix;
+    let job = |key: String| Job::new(BUCKET, key);
+    let mut wrong_version = job(format!("{p}v.wav"));
+    wrong_version.v = 99;
+    let full = job(format!("{p}t.wav")).encode();
+    let mut out = vec![
+        (
+            "not msgpack",
+            b"{\"json\": true}".to_vec(),
+            "malformed-message",
+        ),
+        ("empty body", Vec::new(), "malformed-message"),
+        (
+            "truncated msgpack",
+            full[..full.len() / 2].to_vec(),
+            "malformed-message",
+        ),
+        (
+            "msgpack of the wrong shape",
+            rmp_serde::to_vec(&(1, 2, 3)).expect("encode"),
+            "malformed-message",
+        ),
+        (
+            "wrong version",
+            wrong_version.encode(),
+            "unsupported-version",
+        ),
+        ("oversized message", vec![0x91; 200_000], "limit-exceeded"),
+        (
+            "dot-dot key",
+            job(format!("{p}../../etc/passwd")).encode(),
+            "invalid-key",
+        ),
+        (
+            "leading slash key",
+            job(format!("/{p}abs.wav")).encode(),
+            "invalid-key",
+        ),
+        (
+            "NUL in key",
+            job(format!("{p}a\0b.wav")).encode(),
+            "invalid-key",
+        ),
+        (
+            "1100-byte key",
+            job(format!("{p}{}", "k".repeat(1100))).encode(),
+            "invalid-key",
+        ),
+        (
+            "bad bucket",
+            Job::new("No_Such..Bucket", format!("{p}x.wav")).encode(),
+            "invalid-key",
+        ),
+        (
+            "missing object",
+            job(format!("{p}does-not-exist.wav")).encode(),
+            "object-missing",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (kind, body, reason))| PoisonMsg {
+        id: format!("poison-msg-{i}"),
+        kind: kind.to_owned(),
+        body,
+        reason,
+    })
+    .collect::<Vec<_>>();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
 }

@@ -22,10 +22,11 @@ use tokio::process::Child;
 use tokio::sync::watch;
 use vadflow_common::Job;
 use vadflow_common::topology::{JOB_ROUTING_KEY, header_str, headers};
+use vadflow_tests::TestCtx;
 use vadflow_tests::audio::{SENTENCES, compose, transcode};
+use vadflow_tests::poison::message_poisons;
 use vadflow_tests::proxy::{Proxy, upstream_of};
 use vadflow_tests::s3fault::{Rates, S3Faults};
-use vadflow_tests::{BUCKET, TestCtx};
 
 /// Good jobs; with the poison the suite runs over 500 jobs. `VADFLOW_FAULT_GOOD_JOBS` changes it
 /// (for a quick look while working on the suite).
@@ -130,87 +131,6 @@ async fn remove_good_jobs(ctx: &TestCtx, n: usize) -> Vec<String> {
     }
     let _ = conn.close(200, "done".into()).await;
     removed
-}
-
-/// A poison message: its id (the AMQP message id), raw body and expected reason.
-struct PoisonMsg {
-    id: String,
-    kind: String,
-    body: Vec<u8>,
-    reason: &'static str,
-}
-
-fn message_poisons(ctx: &TestCtx) -> Vec<PoisonMsg> {
-    let p = &ctx.prefix;
-    let job = |key: String| Job::new(BUCKET, key);
-    let mut wrong_version = job(format!("{p}v.wav"));
-    wrong_version.v = 99;
-    let full = job(format!("{p}t.wav")).encode();
-    let mut out = vec![
-        (
-            "not msgpack",
-            b"{\"json\": true}".to_vec(),
-            "malformed-message",
-        ),
-        ("empty body", Vec::new(), "malformed-message"),
-        (
-            "truncated msgpack",
-            full[..full.len() / 2].to_vec(),
-            "malformed-message",
-        ),
-        (
-            "msgpack of the wrong shape",
-            rmp_serde::to_vec(&(1, 2, 3)).expect("encode"),
-            "malformed-message",
-        ),
-        (
-            "wrong version",
-            wrong_version.encode(),
-            "unsupported-version",
-        ),
-        ("oversized message", vec![0x91; 200_000], "limit-exceeded"),
-        (
-            "dot-dot key",
-            job(format!("{p}../../etc/passwd")).encode(),
-            "invalid-key",
-        ),
-        (
-            "leading slash key",
-            job(format!("/{p}abs.wav")).encode(),
-            "invalid-key",
-        ),
-        (
-            "NUL in key",
-            job(format!("{p}a\0b.wav")).encode(),
-            "invalid-key",
-        ),
-        (
-            "1100-byte key",
-            job(format!("{p}{}", "k".repeat(1100))).encode(),
-            "invalid-key",
-        ),
-        (
-            "bad bucket",
-            Job::new("No_Such..Bucket", format!("{p}x.wav")).encode(),
-            "invalid-key",
-        ),
-        (
-            "missing object",
-            job(format!("{p}does-not-exist.wav")).encode(),
-            "object-missing",
-        ),
-    ]
-    .into_iter()
-    .enumerate()
-    .map(|(i, (kind, body, reason))| PoisonMsg {
-        id: format!("poison-msg-{i}"),
-        kind: kind.to_owned(),
-        body,
-        reason,
-    })
-    .collect::<Vec<_>>();
-    out.sort_by(|a, b| a.id.cmp(&b.id));
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
