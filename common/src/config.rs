@@ -1,5 +1,6 @@
 //! Configuration pieces shared by both binaries: clap argument groups with `env` fallbacks.
 
+use crate::redact::SecretUrl;
 use crate::topology::Topology;
 use clap::Args;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 pub struct AmqpArgs {
     /// AMQP URL of the broker, e.g. amqp://user:pass@host:5672/%2f (amqps:// for TLS).
     #[arg(long = "amqp-url", env = "AMQP_URL", hide_env_values = true)]
-    pub amqp_url: String,
+    pub amqp_url: SecretUrl,
 
     /// Prefix of every exchange and queue name, so deployments can share a broker.
     #[arg(long, env = "VADFLOW_QUEUE_PREFIX", default_value = "vadflow")]

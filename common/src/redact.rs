@@ -1,4 +1,76 @@
-//! Keeping secrets out of logs and error messages.
+//! Keeping secrets out of logs and error messages: [`SecretUrl`] and [`Secret`] hold URLs with
+//! passwords and keys; their `Debug` and `Display` redact, and only `expose()` gives the value.
+//! Every configuration type holds its secrets in them, so no `{:?}` can leak one.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::str::FromStr;
+
+/// A URL that may hold a password (`amqp://user:pass@host/`): shown with the password as `***`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn new(url: impl Into<String>) -> SecretUrl {
+        SecretUrl(url.into())
+    }
+    /// The URL itself, password included: only for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+impl fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+impl FromStr for SecretUrl {
+    type Err = Infallible;
+    fn from_str(s: &str) -> Result<SecretUrl, Infallible> {
+        Ok(SecretUrl::new(s))
+    }
+}
+
+/// A secret value (a key, a token): shown as `***`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    /// The value itself: only for authenticating.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = Infallible;
+    fn from_str(s: &str) -> Result<Secret, Infallible> {
+        Ok(Secret::new(s))
+    }
+}
 
 /// Replaces the password of a URL's userinfo with `***`:
 /// `amqp://user:secret@host/` becomes `amqp://user:***@host/`.
@@ -45,7 +117,18 @@ fn is_secret_name(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{Secret, SecretUrl, redact_url};
+
+    #[test]
+    fn secrets_never_print() {
+        let url = SecretUrl::new("amqp://guest:hunter2@host/%2f");
+        assert_eq!(format!("{url}"), "amqp://guest:***@host/%2f");
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert_eq!(url.expose(), "amqp://guest:hunter2@host/%2f");
+        let key = Secret::new("hunter2");
+        assert_eq!(format!("{key} {key:?}"), "*** \"***\"");
+        assert_eq!(key.expose(), "hunter2");
+    }
 
     #[test]
     fn hides_passwords() {

@@ -1,7 +1,7 @@
 //! The S3 client, configured for S3-compatible servers, and the classification of its errors.
 
 use crate::failure::{Failure, Reason};
-use crate::redact::redact_url;
+use crate::redact::Secret;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
@@ -16,7 +16,7 @@ use crate::config::parse_duration;
 
 /// Object storage connection. Region and credentials are always explicit: the client never
 /// probes instance metadata (also set `AWS_EC2_METADATA_DISABLED=true`).
-#[derive(Clone, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct S3Args {
     /// Endpoint of an S3-compatible server, e.g. http://127.0.0.1:9000. Unset means AWS S3.
     #[arg(long = "s3-endpoint", env = "AWS_ENDPOINT_URL")]
@@ -40,7 +40,7 @@ pub struct S3Args {
         env = "AWS_SECRET_ACCESS_KEY",
         hide_env_values = true
     )]
-    pub secret_access_key: String,
+    pub secret_access_key: Secret,
 
     /// Session token, for temporary credentials.
     #[arg(
@@ -48,7 +48,7 @@ pub struct S3Args {
         env = "AWS_SESSION_TOKEN",
         hide_env_values = true
     )]
-    pub session_token: Option<String>,
+    pub session_token: Option<Secret>,
 
     /// Time allowed to open a connection.
     #[arg(long, env = "VADFLOW_S3_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
@@ -72,16 +72,6 @@ pub struct S3Args {
     pub s3_pool_idle_timeout: Duration,
 }
 
-impl std::fmt::Debug for S3Args {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Args")
-            .field("endpoint", &self.endpoint.as_deref().map(redact_url))
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id)
-            .finish_non_exhaustive()
-    }
-}
-
 impl S3Args {
     /// Development settings for the local stack, for tests and tools.
     pub fn local(endpoint: &str, access_key_id: &str, secret_access_key: &str) -> S3Args {
@@ -89,7 +79,7 @@ impl S3Args {
             endpoint: Some(endpoint.to_owned()),
             region: "us-east-1".into(),
             access_key_id: access_key_id.to_owned(),
-            secret_access_key: secret_access_key.to_owned(),
+            secret_access_key: Secret::new(secret_access_key),
             session_token: None,
             s3_connect_timeout: Duration::from_secs(5),
             s3_attempt_timeout: Duration::from_secs(30),
@@ -116,8 +106,8 @@ impl S3Args {
             .build_https();
         let creds = Credentials::new(
             &self.access_key_id,
-            &self.secret_access_key,
-            self.session_token.clone(),
+            self.secret_access_key.expose(),
+            self.session_token.as_ref().map(|t| t.expose().to_owned()),
             None,
             "vadflow-config",
         );

@@ -233,7 +233,7 @@ mod tests {
         };
         assert_eq!(args.since, "yesterday");
         assert_eq!(args.until, "now");
-        assert_eq!(args.amqp.amqp_url, "amqp://u:p@h/%2f");
-        assert_eq!(args.db.database_url, "postgres://h/db");
+        assert_eq!(args.amqp.amqp_url.expose(), "amqp://u:p@h/%2f");
+        assert_eq!(args.db.database_url.expose(), "postgres://h/db");
     }
 }

@@ -6,17 +6,17 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use std::str::FromStr;
 use std::time::Duration;
-use vadflow_common::redact::redact_url;
+use vadflow_common::redact::SecretUrl;
 
 /// The embedded migrations (`producer/migrations`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Database connection settings.
-#[derive(Clone, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct DbArgs {
     /// PostgreSQL URL, e.g. postgres://user:pass@host:5432/db?sslmode=verify-full.
     #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
+    pub database_url: SecretUrl,
 
     /// Schema holding vadflow's tables; created by `migrate`.
     #[arg(long, env = "VADFLOW_DB_SCHEMA", default_value = "vadflow")]
@@ -30,15 +30,6 @@ pub struct DbArgs {
     /// be reached (a restart, a failover). A refused login fails at once.
     #[arg(long, env = "VADFLOW_CONNECT_TIMEOUT", default_value = "60s", value_parser = vadflow_common::config::parse_duration)]
     pub connect_timeout: Duration,
-}
-
-impl std::fmt::Debug for DbArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DbArgs")
-            .field("url", &redact_url(&self.database_url))
-            .field("db_schema", &self.db_schema)
-            .finish_non_exhaustive()
-    }
 }
 
 fn valid_schema(schema: &str) -> anyhow::Result<()> {
@@ -60,8 +51,8 @@ impl DbArgs {
     /// `--connect-timeout`. Errors name the (redacted) URL.
     pub async fn connect(&self) -> anyhow::Result<PgPool> {
         valid_schema(&self.db_schema)?;
-        let redacted = redact_url(&self.database_url);
-        let opts = PgConnectOptions::from_str(&self.database_url)
+        let redacted = self.database_url.to_string();
+        let opts = PgConnectOptions::from_str(self.database_url.expose())
             .map_err(|e| anyhow::anyhow!("DATABASE_URL {redacted} is not valid: {e}"))?
             .application_name("vadflow")
             .options([("search_path", self.db_schema.as_str())])

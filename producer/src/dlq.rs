@@ -101,7 +101,7 @@ impl Dlq {
         let topology = amqp.topology()?;
         let ca_pem = amqp.ca_pem()?;
         let conn = amqp::connect_retrying(
-            &amqp.amqp_url,
+            amqp.amqp_url.expose(),
             ca_pem.as_deref(),
             "vadflow-producer dlq",
             budget,

@@ -97,7 +97,7 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<Status> {
 
     let ca_pem = args.amqp.ca_pem()?;
     let conn = amqp::connect_retrying(
-        &args.amqp.amqp_url,
+        args.amqp.amqp_url.expose(),
         ca_pem.as_deref(),
         "vadflow-producer status",
         args.db.connect_timeout,

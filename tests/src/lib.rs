@@ -149,14 +149,14 @@ impl TestCtx {
         let short = uuid::Uuid::now_v7().simple().to_string();
         let id = format!("{name}-{}", &short[short.len() - 10..]);
         let amqp = AmqpArgs {
-            amqp_url: stack.amqp_url.clone(),
+            amqp_url: vadflow_common::redact::SecretUrl::new(stack.amqp_url.clone()),
             queue_prefix: format!("t-{id}"),
             amqp_ca_file: None,
             retry_base: Duration::from_millis(200),
         };
         let topology = amqp.topology().expect("valid test topology");
         let db = DbArgs {
-            database_url: stack.database_url.clone(),
+            database_url: vadflow_common::redact::SecretUrl::new(stack.database_url.clone()),
             db_schema: format!("t_{}", id.replace('-', "_")),
             db_max_connections: 4,
             connect_timeout: Duration::from_secs(30),
@@ -320,7 +320,7 @@ impl TestCtx {
             metrics: setup.metrics.clone(),
         });
         let config = vadflow_worker::consumer::ConsumerConfig {
-            amqp_url: setup.amqp_url.clone(),
+            amqp_url: vadflow_common::redact::SecretUrl::new(setup.amqp_url.clone()),
             amqp_ca_pem: None,
             topology: self.topology.clone(),
             worker_id: format!("test-worker-{}", self.id),
@@ -369,7 +369,10 @@ impl TestCtx {
             ("AWS_ENDPOINT_URL", s3.endpoint.clone().unwrap_or_default()),
             ("AWS_REGION", s3.region.clone()),
             ("AWS_ACCESS_KEY_ID", s3.access_key_id.clone()),
-            ("AWS_SECRET_ACCESS_KEY", s3.secret_access_key.clone()),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                s3.secret_access_key.expose().to_owned(),
+            ),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
             ("VADFLOW_RESULTS_BUCKET", BUCKET.into()),
             ("VADFLOW_RESULTS_PREFIX", self.results_prefix.clone()),

@@ -22,7 +22,8 @@ fn assert_clean(what: &str, log: &str) {
 async fn configured_passwords_never_appear_in_logs() {
     let ctx = TestCtx::new("secrets").await;
     assert_eq!(
-        ctx.stack.s3.secret_access_key, S3_SECRET_MARK,
+        ctx.stack.s3.secret_access_key.expose(),
+        S3_SECRET_MARK,
         "this test checks the local stack's S3 secret"
     );
     // The local PostgreSQL trusts loopback, so a password in the URL is accepted and ignored:
@@ -130,4 +131,87 @@ async fn configured_passwords_never_appear_in_logs() {
     assert_eq!(status.code(), Some(0), "{log}");
     assert_clean("worker", &log);
     ctx.cleanup().await;
+}
+
+/// Every configuration type of both binaries, parsed from a command line full of passwords and
+/// printed with `{:?}`: no password shows (secrets live in `Secret` and `SecretUrl`).
+#[test]
+fn no_config_prints_a_password() {
+    const PW: &str = "Hunter2-Config";
+    let amqp = format!("amqp://u:{PW}@127.0.0.1:5672/%2f");
+    let db = format!("postgres://u:{PW}@127.0.0.1/db?password={PW}");
+    let amqp_flags = ["--amqp-url", amqp.as_str()];
+    let db_flags = ["--database-url", db.as_str()];
+    let s3_flags = [
+        "--s3-region",
+        "r",
+        "--s3-access-key-id",
+        "id",
+        "--s3-secret-access-key",
+        PW,
+        "--s3-session-token",
+        PW,
+    ];
+    let producer_lines: Vec<Vec<&str>> = vec![
+        [&["producer", "migrate"][..], &db_flags].concat(),
+        [
+            &["producer", "register", "s3://b/k"][..],
+            &db_flags,
+            &s3_flags,
+        ]
+        .concat(),
+        [
+            &["producer", "enqueue", "--since", "1h"][..],
+            &db_flags,
+            &amqp_flags,
+        ]
+        .concat(),
+        [&["producer", "reconcile"][..], &db_flags, &amqp_flags].concat(),
+        [&["producer", "collect"][..], &db_flags, &amqp_flags].concat(),
+        [&["producer", "status"][..], &db_flags, &amqp_flags].concat(),
+        [&["producer", "dlq", "list"][..], &amqp_flags].concat(),
+        [
+            &["producer", "dlq", "replay", "--all"][..],
+            &amqp_flags,
+            &db_flags,
+        ]
+        .concat(),
+        [&["producer", "dlq", "purge"][..], &amqp_flags].concat(),
+    ];
+    let mut printed = Vec::new();
+    for line in &producer_lines {
+        let cli = <vadflow_producer::cli::Cli as clap::Parser>::try_parse_from(line)
+            .unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        printed.push(format!("{cli:?}"));
+    }
+    let run = [
+        &["worker", "--results-bucket", "out"][..],
+        &amqp_flags,
+        &s3_flags,
+    ]
+    .concat();
+    let command = vadflow_worker::cli::parse(&run).expect("worker parses");
+    printed.push(format!("{command:?}"));
+    let vadflow_worker::cli::Command::Run(args) = command else {
+        panic!("worker with flags runs")
+    };
+    let config = vadflow_worker::consumer::ConsumerConfig {
+        amqp_url: args.amqp.amqp_url.clone(),
+        amqp_ca_pem: None,
+        topology: args.amqp.topology().expect("topology"),
+        worker_id: "w".into(),
+        concurrency: 1,
+        prefetch: 1,
+        max_attempts: 1,
+        shutdown_timeout: std::time::Duration::from_secs(1),
+    };
+    printed.push(format!("{config:?}"));
+    printed.push(format!("{:?}", args.s3));
+    for p in &printed {
+        assert!(!p.contains(PW), "a password is printed: {p}");
+        assert!(
+            p.contains("***"),
+            "the secret's place is shown redacted: {p}"
+        );
+    }
 }

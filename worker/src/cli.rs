@@ -5,61 +5,54 @@ use crate::audio::pipeline::Params;
 use crate::audio::render::Outputs;
 use crate::audio::segment::SegmentParams;
 use crate::audio::vad::{EngineKind, VadParams};
-use clap::{Args, Parser};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 use vadflow_common::config::{AmqpArgs, parse_duration};
 use vadflow_common::s3::S3Args;
 
-/// `worker [OPTIONS]`: consume jobs.
+/// `worker [run] [OPTIONS]` consumes jobs; `worker vad FILES... --out DIR` is local mode.
 #[derive(Debug, Parser)]
 #[command(
     name = "worker",
     version,
-    about = "vadflow worker: finds the speech in audio jobs from RabbitMQ",
-    after_help = "Local mode, no servers needed: worker vad <FILES or DIRS>... --out DIR \
-                  (see `worker vad --help`)"
+    about = "vadflow worker: finds the speech in audio jobs from RabbitMQ, or in local files",
+    override_usage = "worker [run] [OPTIONS]\n       worker vad <INPUTS>... --out <OUT> [OPTIONS]",
+    after_help = "With no command, `worker [OPTIONS]` runs `worker run [OPTIONS]`: the \
+                  Kubernetes Deployment's form, configured from the environment."
 )]
-pub struct RunCli {
-    #[command(flatten)]
-    pub run: RunArgs,
-}
-
-/// `worker vad ...`: local mode.
-#[derive(Debug, Parser)]
-#[command(
-    name = "worker vad",
-    version,
-    about = "vadflow local mode: find the speech in local files"
-)]
-pub struct LocalCli {
-    #[command(flatten)]
-    pub local: LocalArgs,
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
 }
 
 /// What the command line asks for.
-#[derive(Debug)]
-pub enum Invocation {
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Consume jobs from RabbitMQ until stopped (the default command).
     Run(Box<RunArgs>),
-    Local(Box<LocalArgs>),
+    /// Local mode, no servers needed: find the speech in local files or directories.
+    Vad(Box<LocalArgs>),
 }
 
-/// Parses the command line: `worker vad ...` is local mode, anything else consumes jobs.
-pub fn parse<I, T>(args: I) -> Result<Invocation, clap::Error>
+/// Parses the command line. Without a command name, `run` is meant, so that `worker` with
+/// flags or environment alone consumes jobs, as it always did.
+pub fn parse<I, T>(args: I) -> Result<Command, clap::Error>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
-    if args.get(1).is_some_and(|a| a == "vad") {
-        let rest =
-            std::iter::once(std::ffi::OsString::from("worker vad")).chain(args.into_iter().skip(2));
-        Ok(Invocation::Local(Box::new(
-            LocalCli::try_parse_from(rest)?.local,
-        )))
-    } else {
-        Ok(Invocation::Run(Box::new(RunCli::try_parse_from(args)?.run)))
+    let mut args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let named = args.get(1).and_then(|a| a.to_str()).is_some_and(|a| {
+        matches!(
+            a,
+            "run" | "vad" | "help" | "-h" | "--help" | "-V" | "--version"
+        )
+    });
+    if !named {
+        args.insert(1.min(args.len()), "run".into());
     }
+    Ok(Cli::try_parse_from(args)?.command)
 }
 
 /// Consume jobs (the default command).
@@ -269,14 +262,15 @@ mod tests {
 
     #[test]
     fn cli_definitions_are_consistent() {
-        RunCli::command().debug_assert();
-        LocalCli::command().debug_assert();
+        Cli::command().debug_assert();
+        let help = Cli::command().render_help().to_string();
+        assert!(help.contains("vad") && help.contains("run"), "{help}");
     }
 
     #[test]
     fn local_mode_needs_no_server_settings() {
         let inv = parse(["worker", "vad", "in.wav", "--out", "o"]).expect("parses");
-        let Invocation::Local(args) = inv else {
+        let Command::Vad(args) = inv else {
             panic!("local mode")
         };
         assert_eq!(args.inputs, [PathBuf::from("in.wav")]);
@@ -290,7 +284,7 @@ mod tests {
 
     #[test]
     fn default_analysis_settings_are_valid() {
-        let Invocation::Local(args) = parse(["worker", "vad", "x", "--out", "o"]).expect("parses")
+        let Command::Vad(args) = parse(["worker", "vad", "x", "--out", "o"]).expect("parses")
         else {
             panic!("local mode")
         };
@@ -301,7 +295,7 @@ mod tests {
 
     fn local(args: &[&str]) -> anyhow::Result<(Params, Outputs)> {
         let argv = ["worker", "vad", "x", "--out", "o"].iter().chain(args);
-        let Invocation::Local(local) = parse(argv).expect("parses") else {
+        let Command::Vad(local) = parse(argv).expect("parses") else {
             panic!("local mode")
         };
         local.analysis.resolve()

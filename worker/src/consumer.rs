@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use vadflow_common::amqp::{PublishError, message_properties, publish_confirmed};
 use vadflow_common::deadletter::LenientJob;
+use vadflow_common::redact::SecretUrl;
 use vadflow_common::session::{Backoff, Session};
 use vadflow_common::topology::{RESULT_ROUTING_KEY, header_i64, headers};
 use vadflow_common::wire::{self, Outcome, ResultEvent};
@@ -25,7 +26,7 @@ use vadflow_common::{Failure, Job, Topology};
 /// Settings of the consumer loop.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
-    pub amqp_url: String,
+    pub amqp_url: SecretUrl,
     /// Trusted CA certificates (PEM) for amqps://, instead of the system's.
     pub amqp_ca_pem: Option<String>,
     pub topology: Topology,
@@ -90,7 +91,7 @@ pub async fn run(
     'connect: while !shutdown.is_cancelled() {
         let opened = tokio::select! {
             _ = shutdown.cancelled() => break,
-            s = Session::open(&cfg.amqp_url, cfg.amqp_ca_pem.as_deref(), &name, &cfg.topology, &queue, cfg.prefetch) => s,
+            s = Session::open(cfg.amqp_url.expose(), cfg.amqp_ca_pem.as_deref(), &name, &cfg.topology, &queue, cfg.prefetch) => s,
         };
         let mut session = match opened {
             Ok(s) => s,

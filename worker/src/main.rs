@@ -1,7 +1,7 @@
 //! `worker`: consumes vadflow jobs (default), or analyses local files (`worker vad`).
 
 use std::process::ExitCode;
-use vadflow_worker::cli::{Invocation, parse};
+use vadflow_worker::cli::{Command, parse};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -24,14 +24,14 @@ async fn main() -> ExitCode {
         }
     };
     let code = match invocation {
-        Invocation::Run(args) => match vadflow_worker::run(*args, shutdown).await {
+        Command::Run(args) => match vadflow_worker::run(*args, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = format!("{e:#}"), "worker failed");
                 ExitCode::FAILURE
             }
         },
-        Invocation::Local(args) => {
+        Command::Vad(args) => {
             let result =
                 tokio::task::spawn_blocking(move || vadflow_worker::local::run(&args, &shutdown))
                     .await;

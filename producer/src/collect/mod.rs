@@ -90,7 +90,7 @@ pub async fn run(args: &CollectArgs, shutdown: CancellationToken) -> anyhow::Res
     loop {
         let session = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            s = Session::open(&args.amqp.amqp_url, ca_pem.as_deref(), "vadflow-collect", &topology, &queue, args.prefetch) => s,
+            s = Session::open(args.amqp.amqp_url.expose(), ca_pem.as_deref(), "vadflow-collect", &topology, &queue, args.prefetch) => s,
         };
         let session = match session {
             Ok(s) => match s.consume_also(&topology.dead_letter_feed_queue()).await {

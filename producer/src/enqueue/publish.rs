@@ -107,7 +107,8 @@ async fn open(
     topology: &vadflow_common::Topology,
     budget: std::time::Duration,
 ) -> anyhow::Result<(lapin::Connection, lapin::Channel)> {
-    let conn = amqp::connect_retrying(&amqp.amqp_url, ca_pem, "vadflow-producer", budget).await?;
+    let conn =
+        amqp::connect_retrying(amqp.amqp_url.expose(), ca_pem, "vadflow-producer", budget).await?;
     let ch = amqp::confirm_channel(&conn)
         .await
         .context("open AMQP channel")?;

@@ -71,7 +71,7 @@ async fn reset(cli: &Cli) -> anyhow::Result<()> {
     sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
         .execute(&pool)
         .await?;
-    let conn = vadflow_common::amqp::connect(&cli.amqp.amqp_url, "vadflow-demo").await?;
+    let conn = vadflow_common::amqp::connect(cli.amqp.amqp_url.expose(), "vadflow-demo").await?;
     let ch = conn.create_channel().await?;
     for q in cli.amqp.topology()?.all_queues() {
         ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default())
@@ -239,7 +239,7 @@ async fn report(cli: &Cli, dir: &Path) -> anyhow::Result<()> {
         _ => problems.push("corrupt.wav is not failed".into()),
     }
     let topology = cli.amqp.topology()?;
-    let conn = vadflow_common::amqp::connect(&cli.amqp.amqp_url, "vadflow-demo").await?;
+    let conn = vadflow_common::amqp::connect(cli.amqp.amqp_url.expose(), "vadflow-demo").await?;
     let ch = conn.create_channel().await?;
     let depth = ch
         .queue_declare(
