@@ -1,4 +1,4 @@
-"""The result writer's capacity: N result events wait in the queue, then one `producer collect`
+"""The collector's capacity: N result events wait in the queue, then one `producer collect`
 records them all; prints events/s. With --compare BIN_DIR, also for another build's producer
 (e.g. one before batching), in the same run.
 
@@ -34,7 +34,7 @@ def run(bin_dir, n, env):
     # The writer declares the topology; stop it before the events are published.
     with open(log, "w") as out:
         p = subprocess.Popen([f"{b}/producer", "collect"], env=env, stdout=out, stderr=out)
-    wait_for_line(log, "result writer consuming", p)
+    wait_for_line(log, "collector consuming", p)
     stop([p])
     conn = pika.BlockingConnection(pika.URLParameters(os.environ["AMQP_URL"]))
     ch = conn.channel()
@@ -73,7 +73,7 @@ def main():
     ap.add_argument("--compare")
     a = ap.parse_args()
     env = vadflow_env("collect")
-    print("| result writer | events | wall | events/s |")
+    print("| collector | events | wall | events/s |")
     print("|---|---|---|---|")
     for label, b in (("this build", a.bin), ("compared build", a.compare)):
         if b:

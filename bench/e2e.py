@@ -150,7 +150,7 @@ def run_vadflow(args, env, logs, files, audio_s, outputs, engine="webrtc"):
         with open(path, "w") as out:
             procs.append(subprocess.Popen([f"{b}/worker"], env=env, stdout=out, stderr=out))
     try:
-        wait_for_line(collect_log, "result writer consuming", collector)
+        wait_for_line(collect_log, "collector consuming", collector)
         for path, p in zip(worker_logs, procs[1:]):
             wait_for_line(path, "consuming jobs", p)
         cpu0 = [proc_cpu_s(p.pid) for p in procs]

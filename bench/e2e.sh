@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end benchmarks through the real RabbitMQ, S3 server and PostgreSQL (bench/e2e.py):
 #   - batch: 200 files of about 30 s in mixed formats (WAV, FLAC, MP3, Vorbis, Opus), vadflow with
-#     2 worker processes and the result writer, against reference (a) (the seed design: asyncio
+#     2 worker processes and the collector, against reference (a) (the seed design: asyncio
 #     queue and a 2-process pool on local files) and reference (b) (2 pika + boto3 workers), and
 #     vadflow's local mode on the same files against (a);
 #     and vadflow with --engine silero on the same batch;

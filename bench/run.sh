@@ -4,7 +4,7 @@
 #   bench/e2e.sh       end to end through RabbitMQ, S3 and PostgreSQL, and local mode, against
 #                      references (a) and (b); job overhead on 1-s files
 #   bench/per_format.py  CPU per format, vadflow against reference (a)'s per-file work
-#   bench/collect.py   the result writer's capacity, events/s
+#   bench/collect.py   the collector's capacity, events/s
 #   bench/rss.sh       the worker's peak RSS on 1-hour and 10-hour inputs
 # Each script sets up what it needs (local stack, reference venv from PyPI, test audio) and prints
 # its figures with the ratios measured in the same run. Quality is bench/eval.sh.
@@ -26,7 +26,7 @@ echo "### Where the CPU goes, per format (one thread, the batch's files)"
 echo
 "$(bench/setup-venv.sh --full)" bench/per_format.py --bin "$root/target/release" --batch "$root/.local/bench/e2e/batch-200x30"
 echo
-echo "### The result writer's capacity (5000 queued result events)"
+echo "### The collector's capacity (5000 queued result events)"
 echo
 (. deploy/local/env.sh && "$(bench/setup-venv.sh --full)" bench/collect.py --bin "$root/target/release")
 echo

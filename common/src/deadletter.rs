@@ -3,7 +3,7 @@
 //! for instance at the queue's delivery limit), a lenient reading of whatever part of the body is
 //! readable ([`LenientJob`]), and the outcome a dead letter stands for ([`Letter::outcome`]).
 //!
-//! Writers: the worker's consumer. Readers: `producer dlq` (list, replay) and the result writer,
+//! Writers: the worker's consumer. Readers: `producer dlq` (list, replay) and the collector,
 //! which records every dead letter as the file's `failed` outcome.
 
 use crate::failure::Reason;

@@ -1,6 +1,6 @@
 //! A consuming session on the broker: connection, a consuming channel with a prefetch limit,
 //! a confirm-mode channel for publishing, the declared topology, and the consumer.
-//! Both long-running consumers (the worker and the result writer) open one per connection and
+//! Both long-running consumers (the worker and the collector) open one per connection and
 //! open a new one, after a backoff, when the connection is lost.
 //!
 //! A session knows the moment it is lost ([`Session::lost`]): the client library hands over

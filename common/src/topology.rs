@@ -7,12 +7,12 @@
 //!  worker ──"retry.N"─▶ {p}.retry ──▶ {p}.retry.N ...      {p}.dead ──"dead"──▶ {p}.dead-letters
 //!  worker ──"dead"────────────────────────────────────────▶   │      ──"dead"──▶ {p}.dead-letters.feed ─┐
 //!                                                              │      ──"result"▶ {p}.results.dead      │
-//!  worker ──result──▶ {p}.results ──"result"──▶ {p}.results (quorum) ──▶ result writer ◀──────────────┘
+//!  worker ──result──▶ {p}.results ──"result"──▶ {p}.results (quorum) ──▶ collector ◀────────────────────┘
 //! ```
 //!
 //! Every job dead letter, whoever made it (a worker, or the broker's delivery limit), lands in two
 //! queues at once: `{p}.dead-letters`, where people inspect and replay it, and
-//! `{p}.dead-letters.feed`, which the result writer consumes to record the file as failed. So
+//! `{p}.dead-letters.feed`, which the collector consumes to record the file as failed. So
 //! every dead letter becomes an outcome in the database, and purging or replaying the
 //! dead-letter queue changes nothing about that.
 //!
@@ -107,7 +107,7 @@ impl Topology {
     pub fn dead_letter_queue(&self) -> String {
         format!("{}.dead-letters", self.prefix)
     }
-    /// The copy of every job dead letter that the result writer records as an outcome.
+    /// The copy of every job dead letter that the collector records as an outcome.
     pub fn dead_letter_feed_queue(&self) -> String {
         format!("{}.dead-letters.feed", self.prefix)
     }
@@ -198,7 +198,7 @@ impl Topology {
         )
         .await?;
 
-        // The result writer's copy of each dead letter; one it cannot store goes to the results'
+        // The collector's copy of each dead letter; one it cannot store goes to the results'
         // dead-letter queue.
         let mut feed = quorum_args();
         dead_letter_to(&mut feed, &self.dead_exchange(), RESULT_ROUTING_KEY);

@@ -1,4 +1,4 @@
-//! The wire format: jobs (producer → worker) and result events (worker → result writer).
+//! The wire format: jobs (producer → worker) and result events (worker → collector).
 //!
 //! Both are MessagePack maps with named fields (`rmp_serde::to_vec_named`) and a version field
 //! `v`, so that fields can be added without breaking older readers; unknown fields are ignored.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # vadflow end to end on the local stack: real recordings go from PostgreSQL through RabbitMQ to two
-# workers, which fetch them from S3, run WebRTC VAD, upload the results and ack; the result
-# writer records every outcome in the database. Safe to run again: it resets its own schema,
+# workers, which fetch them from S3, run WebRTC VAD, upload the results and ack; the
+# collector records every outcome in the database. Safe to run again: it resets its own schema,
 # queues and results first.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -43,7 +43,7 @@ step "migrate, upload to S3 and register"
 step "enqueue --since yesterday"
 "$bin/producer" enqueue --since yesterday
 
-step "two workers and the result writer, until every file is finished"
+step "two workers and the collector, until every file is finished"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT

@@ -99,7 +99,7 @@ for label, docs in combos.items():
     check(wspec["terminationGracePeriodSeconds"] > shutdown, f"{label}: grace period above shutdown timeout")
     collector = find(docs, "Deployment", "-collector")[0]
     cc = collector["spec"]["template"]["spec"]["containers"][0]
-    check(cc["args"] == ["collect"] and collector["spec"]["replicas"] == 1, f"{label}: one result writer")
+    check(cc["args"] == ["collect"] and collector["spec"]["replicas"] == 1, f"{label}: one collector")
     check(cc["readinessProbe"]["httpGet"]["path"] == "/readyz", f"{label}: collector readiness")
     check(len(find(docs, "PodDisruptionBudget")) == 1, f"{label}: PodDisruptionBudget")
 

@@ -27,7 +27,7 @@ CREATE INDEX IF NOT EXISTS audio_files_created_todo
     ON audio_files (created_at, id) WHERE status IN ('pending', 'failed');
 CREATE INDEX IF NOT EXISTS audio_files_status ON audio_files (status);
 
--- Every result event applied by the result writer, once: (job_id, attempt, outcome) is unique, so
+-- Every result event applied by the collector, once: (job_id, attempt, outcome) is unique, so
 -- a redelivered event changes nothing. This is also the audit log of each file's attempts.
 CREATE TABLE IF NOT EXISTS job_results (
     job_id         TEXT NOT NULL,

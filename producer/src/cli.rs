@@ -33,7 +33,7 @@ pub enum Command {
     /// Publish again the jobs of rows queued or retrying for longer than --stale-after (their
     /// messages were lost: purged, or gone with a broker node), and nothing else.
     Reconcile(ReconcileArgs),
-    /// Run the result writer: the single consumer that writes result events to the database.
+    /// Run the collector: the single consumer that writes result events to the database.
     Collect(CollectArgs),
     /// Show file counts by status and the depth of every queue.
     Status(StatusArgs),

@@ -1,4 +1,4 @@
-//! The producer: database access, registration, enqueueing and the result writer.
+//! The producer: database access, registration, enqueueing and the collector.
 
 pub mod cli;
 pub mod collect;

@@ -109,7 +109,7 @@ pub struct FileRow {
     pub duration_seconds: Option<f64>,
 }
 
-/// A running in-process service (worker or result writer).
+/// A running in-process service (worker or collector).
 #[derive(Debug)]
 pub struct Running {
     pub token: CancellationToken,
@@ -341,7 +341,7 @@ impl TestCtx {
         Running { token, handle }
     }
 
-    /// Starts the result writer in this process.
+    /// Starts the collector in this process.
     pub fn spawn_collector(&self) -> Running {
         let args = vadflow_producer::cli::CollectArgs {
             db: self.db.clone(),

@@ -1,4 +1,4 @@
-//! The result writer stores events in batches, one transaction each, and still isolates an event
+//! The collector stores events in batches, one transaction each, and still isolates an event
 //! the database can never store: the rest of its batch is recorded, and only that event is
 //! dead-lettered.
 

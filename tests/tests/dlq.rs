@@ -131,7 +131,7 @@ async fn dead_letters_are_listed_replayed_and_purged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replay_all_takes_only_the_letters_present_when_it_started() {
     let ctx = TestCtx::new("dlqall").await;
-    // Three jobs for missing objects, dead-lettered; no result writer needed.
+    // Three jobs for missing objects, dead-lettered; no collector needed.
     let jobs: Vec<Job> = (0..3)
         .map(|i| Job::new(BUCKET, format!("{}gone-{i}.wav", ctx.prefix)))
         .collect();

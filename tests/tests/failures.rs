@@ -130,7 +130,7 @@ async fn a_duplicate_delivery_leaves_one_result_and_one_done_row() {
             .iter()
             .all(|e| e.job_id == job.job_id && e.attempt == 1)
     );
-    // The result writer applies the first and ignores the second.
+    // The collector applies the first and ignores the second.
     let first = vadflow_producer::collect::apply(&ctx.pool, &events[0])
         .await
         .expect("apply");

@@ -1,10 +1,10 @@
 //! The fault-injection suite. Several hundred jobs made from real speech, in a mix of sizes and
-//! formats, plus two dozen kinds of poison, go through two worker processes and the result writer
+//! formats, plus two dozen kinds of poison, go through two worker processes and the collector
 //! while the test:
 //! - kills a worker with SIGKILL in the middle of a job, three times;
 //! - cuts every broker connection (and refuses new ones for a moment), twice;
 //! - injects S3 faults all along: 503 SlowDown, 500, connection resets, stalled bodies;
-//! - takes PostgreSQL away from the result writer (cut and refused) once;
+//! - takes PostgreSQL away from the collector (cut and refused) once;
 //! - removes a few jobs' messages from the work queue, as a purge or a lost broker node would,
 //!   and at the end runs `producer reconcile`, which must publish exactly those rows again.
 //!
@@ -220,7 +220,7 @@ async fn nothing_is_lost_or_doubled_under_faults() {
         .env("DATABASE_URL", &pg)
         .env("RUST_LOG", "warn")
         .spawn()
-        .expect("spawn result writer");
+        .expect("spawn collector");
 
     // Enqueue the good and audio-poison jobs (producer), and the message poison (raw).
     let report = ctx.enqueue("1h", "now", None, false).await;

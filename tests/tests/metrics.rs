@@ -1,4 +1,4 @@
-//! The HTTP endpoints of the worker and the result writer binaries: `/healthz` answers, `/readyz` follows the consumer, and
+//! The HTTP endpoints of the worker and the collector binaries: `/healthz` answers, `/readyz` follows the consumer, and
 //! `/metrics` counts the jobs of a run by outcome, with their audio and bytes.
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -137,11 +137,11 @@ async fn health_and_metrics_reflect_a_run() {
 
     assert_eq!(terminate(worker).await, Some(0));
 
-    // The result writer's endpoint: ready while consuming, and its counts once it drained the
+    // The collector's endpoint: ready while consuming, and its counts once it drained the
     // three result events.
     let mut collect = ctx.command("producer");
     collect.arg("collect");
-    let (collector, addr) = spawn_with_endpoint(collect, "result writer consuming").await;
+    let (collector, addr) = spawn_with_endpoint(collect, "collector consuming").await;
     assert_eq!(get(&addr, "/healthz").await.0, 200);
     assert_eq!(get(&addr, "/readyz").await.0, 200);
     let metrics = tokio::time::timeout(DEADLINE, async {
@@ -163,7 +163,7 @@ async fn health_and_metrics_reflect_a_run() {
         }
     })
     .await
-    .expect("the result writer records the events");
+    .expect("the collector records the events");
     assert_eq!(
         value(&metrics, "vadflow_results_recorded_total{outcome=\"done\"}"),
         2.0

@@ -69,7 +69,19 @@ async fn unreadable_jobs_end_failed_with_their_reason() {
     let ids = files(&ctx, &["newer.wav", "oddtype.wav", "fine.wav"]).await;
     // Enqueued with no worker running; then two of the messages are replaced.
     assert_eq!(ctx.enqueue("1h", "now", None, false).await.published, 3);
-    let (conn, taken) = ctx.take(&ctx.topology.work_queue(), 3).await;
+    // Taken on a channel the test holds, so that each can be acked (removed) once read.
+    let (conn, ch) = ctx.channel().await;
+    let mut taken = Vec::new();
+    while taken.len() < 3 {
+        let got = ch
+            .basic_get(
+                ctx.topology.work_queue().as_str().into(),
+                lapin::options::BasicGetOptions { no_ack: false },
+            )
+            .await
+            .expect("basic.get");
+        taken.push(got.expect("the three enqueued jobs are ready").delivery);
+    }
     #[derive(Serialize)]
     struct OddType<'a> {
         v: u32,
@@ -103,8 +115,6 @@ async fn unreadable_jobs_end_failed_with_their_reason() {
             .await
             .expect("remove the original");
     }
-    let _ = conn.close(200, "done".into()).await;
-    let (conn, ch) = ctx.channel().await;
     for (id, body) in &replaced {
         let mut h = lapin::types::FieldTable::default();
         set_header_i64(&mut h, headers::ATTEMPT, 1);
@@ -150,7 +160,7 @@ async fn unreadable_jobs_end_failed_with_their_reason() {
         assert_eq!(l["bucket"], BUCKET);
     }
     worker.stop().await.expect("worker stops");
-    collector.stop().await.expect("result writer stops");
+    collector.stop().await.expect("collector stops");
     ctx.cleanup().await;
 }
 
@@ -230,7 +240,7 @@ async fn a_job_that_kills_every_worker_fails_at_the_delivery_limit() {
     let l = &letters[&row.key];
     assert_eq!(l["reason"], "delivery-limit", "{l}");
     println!("dead-lettered by the broker after {kills} killed workers");
-    collector.stop().await.expect("result writer stops");
+    collector.stop().await.expect("collector stops");
     ctx.cleanup().await;
 }
 
@@ -300,7 +310,7 @@ async fn a_purged_row_is_published_again_once_stale_and_ends_done() {
     })
     .await;
     worker.stop().await.expect("worker stops");
-    collector.stop().await.expect("result writer stops");
+    collector.stop().await.expect("collector stops");
     ctx.cleanup().await;
 }
 
@@ -370,7 +380,7 @@ async fn a_worker_starts_no_job_on_a_dead_connection() {
     assert!(ready.get());
     println!("readiness false {not_ready_after:?} after the connection was cut");
     worker.stop().await.expect("worker stops");
-    collector.stop().await.expect("result writer stops");
+    collector.stop().await.expect("collector stops");
     ctx.cleanup().await;
 }
 
@@ -428,7 +438,7 @@ async fn log_lines_survive_per_target_directives_and_commands_ride_out_outages()
         assert!(err.contains(line), "missing {line:?} in:\n{err}");
     }
 
-    // The result writer loses its broker connection and says so, then consumes again.
+    // The collector loses its broker connection and says so, then consumes again.
     let mut writer = ctx
         .command("producer")
         .arg("collect")
@@ -436,7 +446,7 @@ async fn log_lines_survive_per_target_directives_and_commands_ride_out_outages()
         .env("RUST_LOG", "info,some_target=debug")
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("spawn result writer");
+        .expect("spawn collector");
     let mut lines = BufReader::new(writer.stderr.take().expect("stderr")).lines();
     let mut wait_for = async |text: &str| {
         tokio::time::timeout(DEADLINE, async {
@@ -445,15 +455,15 @@ async fn log_lines_survive_per_target_directives_and_commands_ride_out_outages()
                     return;
                 }
             }
-            panic!("the result writer exited before logging {text:?}");
+            panic!("the collector exited before logging {text:?}");
         })
         .await
         .unwrap_or_else(|_| panic!("no {text:?} line"));
     };
-    wait_for("result writer consuming").await;
+    wait_for("collector consuming").await;
     amqp.cut();
-    wait_for("result writer lost its session; reconnecting").await;
-    wait_for("result writer consuming").await;
+    wait_for("collector lost its session; reconnecting").await;
+    wait_for("collector consuming").await;
     assert_eq!(vadflow_tests::terminate(writer).await, Some(0));
     ctx.cleanup().await;
 }

@@ -1,5 +1,5 @@
 //! The main path: files registered in PostgreSQL go through RabbitMQ to workers, which store
-//! results in S3; the result writer marks the rows done.
+//! results in S3; the collector marks the rows done.
 
 use vadflow_tests::audio::{SENTENCES, compose};
 use vadflow_tests::{BUCKET, TestCtx, segments_of};

@@ -1,5 +1,5 @@
-//! One trace spans the queue: `producer enqueue` → worker (fetch, process, send result) → result
-//! writer, exported over OTLP/HTTP by the three binaries to a receiver this test runs, and linked
+//! One trace spans the queue: `producer enqueue` → worker (fetch, process, send result) →
+//! collector, exported over OTLP/HTTP by the three binaries to a receiver this test runs, and linked
 //! parent to child through W3C trace context in the AMQP headers.
 
 use chrono::{Duration, Utc};
@@ -224,7 +224,7 @@ async fn one_trace_spans_enqueue_worker_and_result_writer() {
         "the worker's result send span",
     );
     assert_eq!(result.parent, job.span_id);
-    let record = one(&|s| s.name == "process result", "the result writer's span");
+    let record = one(&|s| s.name == "process result", "the collector's span");
     assert_eq!(record.service, "vadflow-producer");
     assert_eq!(
         record.trace_id, send.trace_id,

@@ -248,7 +248,7 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: &Delivery) {
         .unwrap_or(1)
         .max(1);
     // Parse strictly but validate apart, so a job whose only fault is a bad bucket or key still
-    // gets its failure event; an unreadable one is dead-lettered, and the result writer records
+    // gets its failure event; an unreadable one is dead-lettered, and the collector records
     // whatever file its body still names (deadletter.rs).
     let job = match rmp_job(&delivery.data) {
         Ok(job) => job,
@@ -444,7 +444,7 @@ async fn settle_failure(
     let forwarded =
         publish_confirmed(publisher, exchange, routing_key, &delivery.data, out_props).await;
     let (reason, message) = (settlement.failure.reason, &settlement.failure.error);
-    // A job too malformed to read gets no event: the result writer records its dead letter
+    // A job too malformed to read gets no event: the collector records its dead letter
     // from the dead-letter feed.
     let event = job.map(|j| ResultEvent {
         reason: Some(reason),

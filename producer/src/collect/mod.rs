@@ -1,4 +1,4 @@
-//! `producer collect`: the result writer, the one consumer of result events. It records each
+//! `producer collect`: the collector, the one consumer of result events. It records each
 //! event once in `job_results` and moves the file's row to its new state, in one transaction,
 //! and acks the event only after that transaction committed.
 //!
@@ -28,15 +28,15 @@ mod record;
 use record::apply_in;
 pub use record::{apply, is_permanent};
 
-/// The result writer's counters and readiness, served on `--http-addr`.
+/// The collector's counters and readiness, served on `--http-addr`.
 #[derive(Debug, Default)]
-pub struct WriterStats {
+pub struct CollectorStats {
     ready: AtomicBool,
     recorded: [AtomicU64; 3],
     dead_lettered: AtomicU64,
 }
 
-impl WriterStats {
+impl CollectorStats {
     fn record(&self, outcome: Outcome) {
         let i = match outcome {
             Outcome::Done => 0,
@@ -47,7 +47,7 @@ impl WriterStats {
     }
 }
 
-impl vadflow_common::http::Probe for WriterStats {
+impl vadflow_common::http::Probe for CollectorStats {
     fn ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
@@ -62,7 +62,7 @@ impl vadflow_common::http::Probe for WriterStats {
              # HELP vadflow_results_dead_lettered_total Result events that could not be stored.\n\
              # TYPE vadflow_results_dead_lettered_total counter\n\
              vadflow_results_dead_lettered_total {}\n\
-             # HELP vadflow_ready Whether the result writer is connected and consuming.\n\
+             # HELP vadflow_ready Whether the collector is connected and consuming.\n\
              # TYPE vadflow_ready gauge\n\
              vadflow_ready {}\n",
             r(0),
@@ -75,7 +75,7 @@ impl vadflow_common::http::Probe for WriterStats {
 }
 
 pub async fn run(args: &CollectArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let stats = Arc::new(WriterStats::default());
+    let stats = Arc::new(CollectorStats::default());
     if let Some(addr) = args.http_addr {
         let bound = vadflow_common::http::serve(addr, stats.clone(), shutdown.clone())
             .await
@@ -90,7 +90,7 @@ pub async fn run(args: &CollectArgs, shutdown: CancellationToken) -> anyhow::Res
     loop {
         let session = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            s = Session::open(args.amqp.amqp_url.expose(), ca_pem.as_deref(), "vadflow-collect", &topology, &queue, args.prefetch) => s,
+            s = Session::open(args.amqp.amqp_url.expose(), ca_pem.as_deref(), "vadflow-collector", &topology, &queue, args.prefetch) => s,
         };
         let session = match session {
             Ok(s) => match s.consume_also(&topology.dead_letter_feed_queue()).await {
@@ -103,7 +103,7 @@ pub async fn run(args: &CollectArgs, shutdown: CancellationToken) -> anyhow::Res
             Ok(s) => s,
             Err(e) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "result writer cannot reach the broker");
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "collector cannot reach the broker");
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(delay) => continue,
@@ -112,7 +112,7 @@ pub async fn run(args: &CollectArgs, shutdown: CancellationToken) -> anyhow::Res
         };
         backoff.reset();
         stats.ready.store(true, Ordering::Relaxed);
-        tracing::info!(queue = %queue, "result writer consuming");
+        tracing::info!(queue = %queue, "collector consuming");
         let consumed = consume(
             &session,
             letters,
@@ -127,13 +127,13 @@ pub async fn run(args: &CollectArgs, shutdown: CancellationToken) -> anyhow::Res
             Ok(()) => {
                 session.cancel().await;
                 session.close().await;
-                tracing::info!("result writer stopped");
+                tracing::info!("collector stopped");
                 return Ok(());
             }
             Err(e) => {
                 tracing::warn!(
                     error = format!("{e:#}"),
-                    "result writer lost its session; reconnecting"
+                    "collector lost its session; reconnecting"
                 );
             }
         }
@@ -145,12 +145,12 @@ const MAX_BATCH: usize = 256;
 
 /// Consumes until shutdown (Ok) or until the session breaks (Err). Events are stored in batches:
 /// whatever the broker has already delivered (up to [`MAX_BATCH`]) goes into one transaction, so
-/// a busy writer commits far less often than once per event, and an idle one adds no delay.
+/// a busy collector commits far less often than once per event, and an idle one adds no delay.
 async fn consume(
     session: &Session,
     letters: lapin::Consumer,
     pool: &PgPool,
-    stats: &WriterStats,
+    stats: &CollectorStats,
     exit_when_idle: Option<Duration>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
@@ -197,7 +197,7 @@ async fn consume(
     }
 }
 
-/// A delivery from one of the two queues the result writer consumes.
+/// A delivery from one of the two queues the collector consumes.
 enum Incoming {
     /// A result event, from the results queue.
     Result(Delivery),
@@ -220,7 +220,7 @@ struct Received {
 async fn handle_batch(
     deliveries: Vec<Incoming>,
     pool: &PgPool,
-    stats: &WriterStats,
+    stats: &CollectorStats,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let mut batch = Vec::with_capacity(deliveries.len());
@@ -291,7 +291,7 @@ async fn handle_batch(
 async fn store(
     batch: Vec<Received>,
     pool: &PgPool,
-    stats: &WriterStats,
+    stats: &CollectorStats,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     if batch.is_empty() {
@@ -331,7 +331,7 @@ async fn store(
                     "cannot record results; retrying"
                 );
                 tokio::select! {
-                    // Leaving them unacked: the broker redelivers them to the next writer.
+                    // Leaving them unacked: the broker redelivers them to the next collector.
                     _ = shutdown.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(delay) => {}
                 }
