@@ -14,7 +14,7 @@ cd "$root"
 . deploy/local/env.sh
 deploy/local/up.sh >/dev/null 2>&1 || deploy/local/up.sh
 python="$(bench/setup-venv.sh --full)"
-cargo build --release --locked -q -p vadflow-producer -p vadflow-worker -p vadflow-tests --bins
+cargo build --release --locked -q -p vadflow-producer -p vadflow-worker -p vadflow-demo --bins
 work="$root/.local/bench/e2e"
 mkdir -p "$work"
 suites=("$@")

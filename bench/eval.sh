@@ -16,7 +16,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 python="$(bench/setup-venv.sh)"
-cargo build --release --locked -q -p vadflow-tests --bin vadflow-eval
+cargo build --release --locked -q -p vadflow-eval --bin vadflow-eval
 corpus="$root/.local/corpus-$seed-$files"
 [ -f "$corpus/truth.json" ] || target/release/vadflow-eval generate --out "$corpus" --files "$files" --seed "$seed"
 echo "## Noise conditions"

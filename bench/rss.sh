@@ -19,7 +19,7 @@ export VADFLOW_RESULTS_BUCKET=vadflow-bench
 export VADFLOW_HTTP_ADDR=127.0.0.1:0
 export VADFLOW_RESULTS_PREFIX=results/
 export LOG_FORMAT=json RUST_LOG=warn
-cargo build --release --locked -q -p vadflow-producer -p vadflow-worker -p vadflow-tests --bins
+cargo build --release --locked -q -p vadflow-producer -p vadflow-worker -p vadflow-demo --bins
 bin="$root/target/release"
 work="$root/.local/bench-rss"
 mkdir -p "$work"

@@ -23,6 +23,15 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
+    serve_on(listener, probe, shutdown)
+}
+
+/// Serves on an already bound listener until `shutdown`; returns its address.
+pub fn serve_on(
+    listener: TcpListener,
+    probe: Arc<dyn Probe>,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
         loop {

@@ -24,7 +24,7 @@ step "local stack"
 deploy/local/up.sh
 
 step "build (release)"
-cargo build --release --locked -p vadflow-producer -p vadflow-worker -p vadflow-tests --bins
+cargo build --release --locked -p vadflow-producer -p vadflow-worker -p vadflow-demo --bins
 bin="$root/target/release"
 
 step "reset the demo's schema, queues and bucket"

@@ -52,7 +52,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
             })
         }
         Command::Collect(args) => {
-            collect::run(&args, shutdown).await?;
+            collect::run(args, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status(args) => {

@@ -6,10 +6,9 @@
 //! notifications, broker deliveries), each bounded by a deadline so a broken build fails instead
 //! of hanging.
 
-pub mod audio;
+pub use vadflow_corpus::{audio, corpus, eval, segments_of};
+
 pub mod broker;
-pub mod corpus;
-pub mod eval;
 pub mod poison;
 pub mod proxy;
 pub mod s3fault;
@@ -24,8 +23,6 @@ use vadflow_common::Topology;
 use vadflow_common::config::AmqpArgs;
 use vadflow_common::s3::S3Args;
 use vadflow_producer::db::DbArgs;
-use vadflow_worker::audio::pipeline::Params;
-use vadflow_worker::audio::render::Outputs;
 
 /// Default deadline for anything a test waits for.
 pub const DEADLINE: Duration = Duration::from_secs(90);
@@ -288,71 +285,93 @@ impl TestCtx {
             .expect("enqueue")
     }
 
-    /// Worker settings for this test; adjust them before [`TestCtx::spawn_worker`].
-    pub fn worker_setup(&self) -> WorkerSetup {
-        WorkerSetup {
-            params: Params::default(),
-            outputs: Outputs::default(),
-            concurrency: 2,
-            prefetch: None,
-            metrics: Default::default(),
-            max_attempts: 3,
-            shutdown_timeout: Duration::from_secs(20),
-            fetch_idle_timeout: Duration::from_secs(10),
-            amqp_url: self.stack.amqp_url.clone(),
-            s3: self.stack.s3.clone(),
-            readiness: vadflow_worker::consumer::Readiness::default(),
+    /// Worker settings for this test, parsed from a `worker run` command line the way the binary
+    /// parses its own; adjust the fields before [`TestCtx::spawn_worker`].
+    pub fn worker_args(&self) -> vadflow_worker::cli::RunArgs {
+        let s3 = &self.stack.s3;
+        let worker_id = format!("test-worker-{}", self.id);
+        let argv: Vec<&str> = vec![
+            "worker",
+            "run",
+            "--amqp-url",
+            &self.stack.amqp_url,
+            "--queue-prefix",
+            &self.amqp.queue_prefix,
+            "--retry-base",
+            "200ms",
+            "--s3-endpoint",
+            s3.endpoint.as_deref().unwrap_or_default(),
+            "--s3-region",
+            &s3.region,
+            "--s3-access-key-id",
+            &s3.access_key_id,
+            "--s3-secret-access-key",
+            s3.secret_access_key.expose(),
+            "--results-bucket",
+            BUCKET,
+            "--results-prefix",
+            &self.results_prefix,
+            "--concurrency",
+            "2",
+            "--max-attempts",
+            "3",
+            "--shutdown-timeout",
+            "20s",
+            "--fetch-idle-timeout",
+            "10s",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--worker-id",
+            &worker_id,
+        ];
+        match vadflow_worker::cli::parse(argv) {
+            Ok(vadflow_worker::cli::Command::Run(args)) => *args,
+            other => panic!("the test's worker command line: {other:?}"),
         }
     }
 
-    /// Starts a worker in this process.
-    pub async fn spawn_worker(&self, setup: WorkerSetup) -> Running {
-        let s3 = setup.s3.client().await.expect("S3 client");
-        let jobs = Arc::new(vadflow_worker::job::JobContext {
-            s3,
-            results_bucket: BUCKET.into(),
-            results_prefix: self.results_prefix.clone(),
-            params: setup.params,
-            outputs: setup.outputs,
-            fetch_idle_timeout: setup.fetch_idle_timeout,
-            bytes_in: setup.metrics.bytes_in.clone(),
-            bytes_out: setup.metrics.bytes_out.clone(),
-            metrics: setup.metrics.clone(),
-        });
-        let config = vadflow_worker::consumer::ConsumerConfig {
-            amqp_url: vadflow_common::redact::SecretUrl::new(setup.amqp_url.clone()),
-            amqp_ca_pem: None,
-            topology: self.topology.clone(),
-            worker_id: format!("test-worker-{}", self.id),
-            concurrency: setup.concurrency,
-            prefetch: setup
-                .prefetch
-                .unwrap_or_else(|| u16::try_from(setup.concurrency * 2).unwrap_or(8)),
-            max_attempts: setup.max_attempts,
-            shutdown_timeout: setup.shutdown_timeout,
-        };
+    /// Starts a worker in this process, through the builder `worker run` uses.
+    pub async fn spawn_worker(&self, args: vadflow_worker::cli::RunArgs) -> RunningWorker {
+        let worker = vadflow_worker::Worker::build(args)
+            .await
+            .expect("the worker builds");
+        let (ready, metrics, http) = (worker.readiness(), worker.metrics(), worker.http_addr());
         let token = CancellationToken::new();
-        let handle = tokio::spawn(vadflow_worker::consumer::run(
-            config,
-            jobs,
-            setup.readiness.clone(),
-            token.clone(),
-        ));
-        Running { token, handle }
+        let handle = tokio::spawn(worker.run_until_stopped(token.clone()));
+        RunningWorker {
+            running: Running { token, handle },
+            ready,
+            metrics,
+            http,
+        }
     }
 
-    /// Starts the collector in this process.
-    pub fn spawn_collector(&self) -> Running {
-        let args = vadflow_producer::cli::CollectArgs {
+    /// Collector settings for this test; adjust them before [`TestCtx::spawn_collector_with`].
+    pub fn collect_args(&self) -> vadflow_producer::cli::CollectArgs {
+        vadflow_producer::cli::CollectArgs {
             db: self.db.clone(),
             amqp: self.amqp.clone(),
             prefetch: 64,
             exit_when_idle: None,
             http_addr: None,
-        };
+        }
+    }
+
+    /// Starts the collector in this process, through the builder `producer collect` uses.
+    pub fn spawn_collector(&self) -> Running {
+        self.spawn_collector_with(self.collect_args())
+    }
+
+    /// Starts the collector with `args`, through the builder `producer collect` uses.
+    pub fn spawn_collector_with(&self, args: vadflow_producer::cli::CollectArgs) -> Running {
         let token = CancellationToken::new();
         let t = token.clone();
-        let handle = tokio::spawn(async move { vadflow_producer::collect::run(&args, t).await });
+        let handle = tokio::spawn(async move {
+            vadflow_producer::collect::Collector::build(args)
+                .await?
+                .run_until_stopped(t)
+                .await
+        });
         Running { token, handle }
     }
 
@@ -431,39 +450,20 @@ impl TestCtx {
     }
 }
 
-/// Tunable worker settings for tests.
-#[derive(Debug, Clone)]
-pub struct WorkerSetup {
-    pub params: Params,
-    pub outputs: Outputs,
-    pub concurrency: usize,
-    /// Unacked deliveries (default: 2 × concurrency).
-    pub prefetch: Option<u16>,
-    /// The worker's metrics, readable by the test.
+/// A worker running in the test's process, with its readiness, metrics and health endpoint.
+#[derive(Debug)]
+pub struct RunningWorker {
+    pub running: Running,
+    pub ready: vadflow_worker::consumer::Readiness,
     pub metrics: Arc<vadflow_worker::metrics::Metrics>,
-    pub max_attempts: u32,
-    pub shutdown_timeout: Duration,
-    pub fetch_idle_timeout: Duration,
-    /// The broker URL the worker uses (point it at a [`proxy::Proxy`] to inject faults).
-    pub amqp_url: String,
-    /// The worker's S3 settings.
-    pub s3: vadflow_common::s3::S3Args,
-    pub readiness: vadflow_worker::consumer::Readiness,
+    pub http: std::net::SocketAddr,
 }
 
-/// Speech intervals of a `segments.json` document.
-pub fn segments_of(doc: &serde_json::Value) -> Vec<(f64, f64)> {
-    doc["segments"]
-        .as_array()
-        .expect("segments array")
-        .iter()
-        .map(|s| {
-            (
-                s["start"].as_f64().expect("start"),
-                s["end"].as_f64().expect("end"),
-            )
-        })
-        .collect()
+impl RunningWorker {
+    /// Stops it and waits for a clean exit.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.running.stop().await
+    }
 }
 
 /// Sends `sig` (e.g. `-TERM`, `-INT`) to a child process.

@@ -94,6 +94,11 @@ pub struct RunArgs {
     #[arg(long, env = "VADFLOW_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// This worker's id in logs, dead-letter headers and result events (default: the host name,
+    /// the pod's on Kubernetes, and the process id).
+    #[arg(long, env = "VADFLOW_WORKER_ID")]
+    pub worker_id: Option<String>,
+
     /// A download stalled longer than this fails the attempt (transiently).
     #[arg(long, env = "VADFLOW_FETCH_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub fetch_idle_timeout: Duration,

@@ -1,22 +1,20 @@
-//! One job, end to end: **fetch** the object as a stream, run the pipeline on a blocking thread
-//! while the body downloads, and store the outputs. Returns the summary for the result event,
-//! or a classified [`Failure`].
+//! One job, end to end: the orchestration of the stages, each in its own file — **fetch**
+//! (`fetch/`), then on a blocking thread **decode → resample → vad → segment** (`audio/`),
+//! **render** and **store** (`outputs.rs`, `store/`). Publishing the result event and the ack
+//! are the consumer's (`consumer.rs`, `settle.rs`). Returns the summary for the result event, or
+//! a classified [`Failure`].
 
 use crate::audio::pipeline::{Analysis, Params};
 use crate::audio::render::Outputs;
-use crate::audio::source;
-use crate::results::process;
-use crate::upload::S3Store;
+use crate::fetch::{Download, FetchLimits, fetch};
+use crate::outputs::process;
+use crate::store::S3Store;
 use aws_sdk_s3::Client;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use vadflow_common::keys::results_prefix;
-use vadflow_common::s3::classify;
 use vadflow_common::{Failure, Job, Reason};
-
-/// Byte chunks buffered between the download and the decoder.
-const CHUNKS_IN_FLIGHT: usize = 8;
 
 /// Everything a job needs, shared by all jobs of a worker.
 #[derive(Debug)]
@@ -39,59 +37,15 @@ pub struct JobDone {
     pub results_prefix: String,
 }
 
-/// Runs `job`. Never panics; every error is classified.
+/// Runs `job`: fetch → (decode → resample → vad → segment → render → store, on a blocking
+/// thread, while the body downloads). Never panics; every error is classified.
 pub async fn run(ctx: Arc<JobContext>, job: &Job) -> Result<JobDone, Failure> {
     let uri = format!("s3://{}/{}", job.bucket, job.key);
-    let fetch_started = std::time::Instant::now();
-    let fetch_span =
-        tracing::info_span!("fetch", otel.kind = "client", bucket = %job.bucket, key = %job.key);
-    let object = tracing::Instrument::instrument(
-        ctx.s3.get_object().bucket(&job.bucket).key(&job.key).send(),
-        fetch_span,
-    )
-    .await
-    .map_err(|e| classify(&e, &format!("download {uri}")))?;
-    ctx.metrics
-        .stage(crate::metrics::Stage::Fetch, fetch_started.elapsed());
-    let max = ctx.params.limits.max_input_bytes;
-    if let Some(len) = object.content_length()
-        && u64::try_from(len).unwrap_or(0) > max
-    {
-        return Err(Failure::new(
-            Reason::LimitExceeded,
-            format!("{uri}: object is {len} bytes, more than the limit of {max} bytes"),
-        ));
-    }
-
-    let (tx, source, status) = source::channel(CHUNKS_IN_FLIGHT, max);
-    let idle = ctx.fetch_idle_timeout;
-    let bytes_in = ctx.bytes_in.clone();
-    let fetch_uri = uri.clone();
-    let mut body = object.body;
-    let fetch = tokio::spawn(async move {
-        loop {
-            let item = match tokio::time::timeout(idle, body.try_next()).await {
-                Ok(Ok(Some(chunk))) => {
-                    bytes_in.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    Ok(chunk)
-                }
-                Ok(Ok(None)) => return,
-                Ok(Err(e)) => Err(Failure::new(
-                    Reason::StorageUnavailable,
-                    format!("download {fetch_uri}: {}", vadflow_common::s3::chain(&e)),
-                )),
-                Err(_) => Err(Failure::new(
-                    Reason::Timeout,
-                    format!("download {fetch_uri}: no data for {} s", idle.as_secs()),
-                )),
-            };
-            let stop = item.is_err();
-            // A closed channel means the decoder is done (or failed): stop downloading.
-            if tx.send(item).await.is_err() || stop {
-                return;
-            }
-        }
-    });
+    let limits = FetchLimits {
+        max_bytes: ctx.params.limits.max_input_bytes,
+        idle: ctx.fetch_idle_timeout,
+    };
+    let download = fetch(&ctx.s3, job, limits, ctx.bytes_in.clone(), &ctx.metrics).await?;
 
     let extension = std::path::Path::new(&job.key)
         .extension()
@@ -109,8 +63,13 @@ pub async fn run(ctx: Arc<JobContext>, job: &Job) -> Result<JobDone, Failure> {
     let process_started = std::time::Instant::now();
     let process_span = tracing::info_span!(
         "process",
-        stages = "decode,resample,vad,segment,render,upload"
+        stages = "decode,resample,vad,segment,render,store"
     );
+    let Download {
+        source,
+        status,
+        pump,
+    } = download;
     let result = tokio::task::spawn_blocking(move || {
         let _entered = process_span.enter();
         process(
@@ -131,7 +90,7 @@ pub async fn run(ctx: Arc<JobContext>, job: &Job) -> Result<JobDone, Failure> {
         })
     })
     .await;
-    fetch.abort();
+    drop(pump);
     ctx.metrics
         .stage(crate::metrics::Stage::Process, process_started.elapsed());
     match result {

@@ -74,70 +74,126 @@ impl vadflow_common::http::Probe for CollectorStats {
     }
 }
 
-pub async fn run(args: &CollectArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let stats = Arc::new(CollectorStats::default());
-    if let Some(addr) = args.http_addr {
-        let bound = vadflow_common::http::serve(addr, stats.clone(), shutdown.clone())
-            .await
-            .with_context(|| format!("listen on --http-addr {addr}"))?;
-        tracing::info!(addr = %bound, "serving /healthz, /readyz and /metrics");
+/// The collector, built from its settings and ready to run: the one builder that `main` and
+/// the tests use.
+#[derive(Debug)]
+pub struct Collector {
+    args: CollectArgs,
+    pool: PgPool,
+    topology: vadflow_common::Topology,
+    ca_pem: Option<String>,
+    stats: Arc<CollectorStats>,
+    http: Option<tokio::net::TcpListener>,
+}
+
+impl Collector {
+    /// Validates `args`, binds the health endpoint (when `--http-addr` is set) and connects to
+    /// the database (retrying for `--connect-timeout`); the broker comes in
+    /// [`Collector::run_until_stopped`], which reconnects to it for as long as it runs.
+    pub async fn build(args: CollectArgs) -> anyhow::Result<Collector> {
+        let topology = args.amqp.topology()?;
+        let ca_pem = args.amqp.ca_pem()?;
+        let http = match args.http_addr {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listen on --http-addr {addr}"))?,
+            ),
+            None => None,
+        };
+        let pool = args.db.connect().await?;
+        Ok(Collector {
+            args,
+            pool,
+            topology,
+            ca_pem,
+            stats: Arc::new(CollectorStats::default()),
+            http,
+        })
     }
-    let topology = args.amqp.topology()?;
-    let pool = args.db.connect().await?;
-    let queue = topology.results_queue();
-    let ca_pem = args.amqp.ca_pem()?;
-    let mut backoff = Backoff::new();
-    loop {
-        let session = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            s = Session::open(args.amqp.amqp_url.expose(), ca_pem.as_deref(), "vadflow-collector", &topology, &queue, args.prefetch) => s,
-        };
-        let session = match session {
-            Ok(s) => match s.consume_also(&topology.dead_letter_feed_queue()).await {
-                Ok(letters) => Ok((s, letters)),
+
+    /// The bound address of the health endpoint, if it has one.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Consumes result events and dead letters until `shutdown` is cancelled (or, with
+    /// `--exit-when-idle`, until both queues stay empty that long).
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Collector {
+            args,
+            pool,
+            topology,
+            ca_pem,
+            stats,
+            http,
+        } = self;
+        if let Some(listener) = http {
+            let bound = vadflow_common::http::serve_on(listener, stats.clone(), shutdown.clone())?;
+            tracing::info!(addr = %bound, "serving /healthz, /readyz and /metrics");
+        }
+        let queue = topology.results_queue();
+        let mut backoff = Backoff::new();
+        loop {
+            let session = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                s = Session::open(args.amqp.amqp_url.expose(), ca_pem.as_deref(), "vadflow-collector", &topology, &queue, args.prefetch) => s,
+            };
+            let session = match session {
+                Ok(s) => match s.consume_also(&topology.dead_letter_feed_queue()).await {
+                    Ok(letters) => Ok((s, letters)),
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        let (session, letters) = match session {
-            Ok(s) => s,
-            Err(e) => {
-                let delay = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "collector cannot reach the broker");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(delay) => continue,
+            };
+            let (session, letters) = match session {
+                Ok(s) => s,
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "collector cannot reach the broker");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(delay) => continue,
+                    }
                 }
-            }
-        };
-        backoff.reset();
-        stats.ready.store(true, Ordering::Relaxed);
-        tracing::info!(queue = %queue, "collector consuming");
-        let consumed = consume(
-            &session,
-            letters,
-            &pool,
-            &stats,
-            args.exit_when_idle,
-            &shutdown,
-        )
-        .await;
-        stats.ready.store(false, Ordering::Relaxed);
-        match consumed {
-            Ok(()) => {
-                session.cancel().await;
-                session.close().await;
-                tracing::info!("collector stopped");
-                return Ok(());
-            }
-            Err(e) => {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "collector lost its session; reconnecting"
-                );
+            };
+            backoff.reset();
+            stats.ready.store(true, Ordering::Relaxed);
+            tracing::info!(queue = %queue, "collector consuming");
+            let consumed = consume(
+                &session,
+                letters,
+                &pool,
+                &stats,
+                args.exit_when_idle,
+                &shutdown,
+            )
+            .await;
+            stats.ready.store(false, Ordering::Relaxed);
+            match consumed {
+                Ok(()) => {
+                    session.cancel().await;
+                    session.close().await;
+                    tracing::info!("collector stopped");
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "collector lost its session; reconnecting"
+                    );
+                }
             }
         }
     }
+}
+
+/// Runs the collector until `shutdown` is cancelled.
+pub async fn run(args: CollectArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    Collector::build(args)
+        .await?
+        .run_until_stopped(shutdown)
+        .await
 }
 
 /// Most result events stored in one transaction.

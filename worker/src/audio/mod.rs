@@ -1,4 +1,4 @@
-//! The audio engine: fetch → **decode → resample → vad → segment → render**.
+//! The audio engine: **decode → resample → vad → segment → render** (fetch is `crate::fetch`).
 //!
 //! Each stage is a streaming step with state of bounded size: memory does not grow with the
 //! length of the audio. [`pipeline::analyze`] wires them together; the same function serves the
@@ -11,7 +11,6 @@ pub mod render;
 pub mod resample;
 pub mod segment;
 pub mod silero;
-pub mod source;
 pub mod vad;
 pub mod wav;
 

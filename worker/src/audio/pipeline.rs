@@ -7,9 +7,9 @@
 use super::decode::Decoder;
 use super::resample::Resampler;
 use super::segment::{Segment, SegmentParams, Segmenter};
-use super::source::SourceStatus;
 use super::vad::{VadParams, to_i16};
 use super::{Limits, wav};
+use crate::fetch::source::SourceStatus;
 use serde::Serialize;
 use std::collections::VecDeque;
 use symphonia::core::io::MediaSource;

@@ -33,7 +33,7 @@ async fn bad_keys_are_dead_lettered_and_never_used() {
     jobs.push(job);
     ctx.publish_jobs(&jobs).await;
 
-    let worker = ctx.spawn_worker(ctx.worker_setup()).await;
+    let worker = ctx.spawn_worker(ctx.worker_args()).await;
     let (conn, letters) = ctx
         .take(&ctx.topology.dead_letter_queue(), jobs.len())
         .await;

@@ -1,45 +1,17 @@
-//! Producing a file's outputs: run the audio pipeline, then **render** and store every output.
-//! [`process`] is the one code path for both modes; only the [`ResultStore`] differs (S3 objects
-//! for the worker, files for local mode).
+//! A file's outputs: run the audio pipeline, **render** every output and hand it to the
+//! **store**. [`process`] is the one code path for both modes; only the [`ResultStore`] differs
+//! (S3 objects for the worker, files for local mode, memory in tests).
 //!
 //! `segments.json` is always written last: its presence marks a complete result set.
 
 use crate::audio::pipeline::{self, Analysis, ClipWriter, Params, Sinks, SpeechWriter};
 use crate::audio::render::{self, Outputs};
 use crate::audio::segment::Segment;
-use crate::audio::source::SourceStatus;
+use crate::fetch::source::SourceStatus;
+use crate::store::ResultStore;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use symphonia::core::io::MediaSource;
 use vadflow_common::{Failure, Reason};
-
-/// Where the outputs of one file go (blocking interface).
-pub trait ResultStore {
-    /// Stores a whole output, e.g. `segments.json` or `clips/000001.wav`.
-    fn put(
-        &mut self,
-        name: &str,
-        content_type: &'static str,
-        bytes: Vec<u8>,
-    ) -> Result<(), Failure>;
-    /// Stores several whole outputs; a store may write them concurrently.
-    fn put_all(&mut self, outputs: Vec<Output>) -> Result<(), Failure> {
-        for (name, content_type, bytes) in outputs {
-            self.put(name, content_type, bytes)?;
-        }
-        Ok(())
-    }
-    /// Starts `speech.wav`, streamed as 16-bit mono PCM at `rate`.
-    fn speech(&mut self, rate: u32) -> Result<Box<dyn SpeechOutput>, Failure>;
-}
-
-/// A whole output: name, content type, bytes.
-pub type Output = (&'static str, &'static str, Vec<u8>);
-
-/// A speech-only WAV being written; the header is completed by [`SpeechOutput::finish`].
-pub trait SpeechOutput: SpeechWriter + Send {
-    fn finish(self: Box<Self>) -> Result<(), Failure>;
-    fn abort(self: Box<Self>);
-}
 
 struct Clips<'a> {
     store: &'a mut dyn ResultStore,

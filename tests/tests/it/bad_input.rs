@@ -1,6 +1,6 @@
 //! Bad input gets a clear error naming the file and the reason: never a panic that escapes,
 //! never a hang, never an allocation sized by a header. Runs the same code path as both modes
-//! (`local::analyse_file` → `results::process` → the pipeline).
+//! (`local::analyse_file` → `outputs::process` → the pipeline).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

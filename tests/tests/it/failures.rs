@@ -38,7 +38,7 @@ async fn corrupt_missing_and_malformed_jobs_are_dead_lettered() {
     .expect("published");
     let _ = conn.close(200, "done".into()).await;
 
-    let worker = ctx.spawn_worker(ctx.worker_setup()).await;
+    let worker = ctx.spawn_worker(ctx.worker_args()).await;
     let collector = ctx.spawn_collector();
     let rows = ctx
         .wait_files("good done, corrupt and missing failed", |rows| {
@@ -96,7 +96,7 @@ async fn corrupt_missing_and_malformed_jobs_are_dead_lettered() {
     let _ = conn.close(200, "done".into()).await;
 
     // The worker survived all of it.
-    assert!(!worker.handle.is_finished());
+    assert!(!worker.running.handle.is_finished());
     worker.stop().await.expect("worker stops cleanly");
     collector.stop().await.expect("collector stops");
     ctx.cleanup().await;
@@ -116,7 +116,7 @@ async fn a_duplicate_delivery_leaves_one_result_and_one_done_row() {
     job.file_id = Some(id);
     ctx.publish_jobs(&[job.clone(), job.clone()]).await;
 
-    let worker = ctx.spawn_worker(ctx.worker_setup()).await;
+    let worker = ctx.spawn_worker(ctx.worker_args()).await;
     // Both deliveries produce a result event.
     let (conn, deliveries) = ctx.take(&ctx.topology.results_queue(), 2).await;
     let _ = conn.close(200, "done".into()).await;

@@ -130,7 +130,7 @@ async fn unreadable_jobs_end_failed_with_their_reason() {
     }
     let _ = conn.close(200, "done".into()).await;
 
-    let worker = ctx.spawn_worker(ctx.worker_setup()).await;
+    let worker = ctx.spawn_worker(ctx.worker_args()).await;
     let collector = ctx.spawn_collector();
     let rows = ctx.wait_files("every row final", final_state).await;
     let by_key: HashMap<&str, &FileRow> = rows
@@ -285,7 +285,7 @@ async fn a_purged_row_is_published_again_once_stale_and_ends_done() {
         out.contains("selected=0 published=0 skipped=0 failed=0 stale=1 republished=1"),
         "{out}"
     );
-    let worker = ctx.spawn_worker(ctx.worker_setup()).await;
+    let worker = ctx.spawn_worker(ctx.worker_args()).await;
     let collector = ctx.spawn_collector();
     let rows = ctx
         .wait_files("the stale row done", |rows| {
@@ -330,14 +330,13 @@ async fn a_worker_starts_no_job_on_a_dead_connection() {
     ))
     .await;
     s3.hold(true);
-    let mut setup = ctx.worker_setup();
-    setup.concurrency = 1;
-    setup.prefetch = Some(8);
-    setup.amqp_url = amqp.url_for(&ctx.stack.amqp_url);
-    setup.s3.endpoint = Some(s3.url_for(ctx.stack.s3.endpoint.as_deref().expect("endpoint")));
-    let ready = setup.readiness.clone();
-    let metrics = setup.metrics.clone();
-    let worker = ctx.spawn_worker(setup).await;
+    let mut args = ctx.worker_args();
+    args.concurrency = Some(1);
+    args.prefetch = Some(8);
+    args.amqp.amqp_url = vadflow_common::redact::SecretUrl::new(amqp.url_for(&ctx.stack.amqp_url));
+    args.s3.endpoint = Some(s3.url_for(ctx.stack.s3.endpoint.as_deref().expect("endpoint")));
+    let worker = ctx.spawn_worker(args).await;
+    let (ready, metrics) = (worker.ready.clone(), worker.metrics.clone());
     let collector = ctx.spawn_collector();
 
     // One job is fetching (held); the other five are buffered in the client, unstarted.

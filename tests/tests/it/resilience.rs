@@ -19,12 +19,12 @@ async fn transient_failures_are_retried_then_dead_lettered() {
     let endpoint = ctx.stack.s3.endpoint.clone().expect("local S3 endpoint");
     let proxy = Proxy::start(upstream_of(&endpoint, 80)).await;
     proxy.refuse(true); // S3 resets every connection: a transient failure
-    let mut setup = ctx.worker_setup();
-    setup.s3.endpoint = Some(proxy.url_for(&endpoint));
-    setup.s3.s3_max_attempts = 1;
-    setup.max_attempts = 3;
+    let mut args = ctx.worker_args();
+    args.s3.endpoint = Some(proxy.url_for(&endpoint));
+    args.s3.s3_max_attempts = 1;
+    args.max_attempts = 3;
     assert_eq!(ctx.enqueue("1h", "now", None, false).await.published, 1);
-    let worker = ctx.spawn_worker(setup).await;
+    let worker = ctx.spawn_worker(args).await;
     let collector = ctx.spawn_collector();
 
     let (conn, letters) = ctx.take(&ctx.topology.dead_letter_queue(), 1).await;
@@ -79,12 +79,12 @@ async fn a_transient_failure_that_clears_ends_done_on_a_later_attempt() {
     let endpoint = ctx.stack.s3.endpoint.clone().expect("local S3 endpoint");
     let proxy = Proxy::start(upstream_of(&endpoint, 80)).await;
     proxy.refuse(true);
-    let mut setup = ctx.worker_setup();
-    setup.s3.endpoint = Some(proxy.url_for(&endpoint));
-    setup.s3.s3_max_attempts = 1;
-    setup.max_attempts = 5;
+    let mut args = ctx.worker_args();
+    args.s3.endpoint = Some(proxy.url_for(&endpoint));
+    args.s3.s3_max_attempts = 1;
+    args.max_attempts = 5;
     assert_eq!(ctx.enqueue("1h", "now", None, false).await.published, 1);
-    let worker = ctx.spawn_worker(setup).await;
+    let worker = ctx.spawn_worker(args).await;
     let collector = ctx.spawn_collector();
     ctx.wait_files("the row retrying", |rows| rows[0].status == "retrying")
         .await;
@@ -111,10 +111,10 @@ async fn a_worker_reconnects_after_losing_the_broker() {
             .await;
     }
     let proxy = Proxy::start(upstream_of(&ctx.stack.amqp_url, 5672)).await;
-    let mut setup = ctx.worker_setup();
-    setup.amqp_url = proxy.url_for(&ctx.stack.amqp_url);
-    let ready = setup.readiness.clone();
-    let worker = ctx.spawn_worker(setup).await;
+    let mut args = ctx.worker_args();
+    args.amqp.amqp_url = vadflow_common::redact::SecretUrl::new(proxy.url_for(&ctx.stack.amqp_url));
+    let worker = ctx.spawn_worker(args).await;
+    let ready = worker.ready.clone();
     let collector = ctx.spawn_collector();
     ready.wait_for(true).await;
 

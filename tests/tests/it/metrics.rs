@@ -103,7 +103,7 @@ async fn health_and_metrics_reflect_a_run() {
     // ratio of rates is the ratio of counts), equals the run's share of failed jobs: 1 of 3.
     let query = "sum(rate(vadflow_jobs_total{outcome=\"failed\"}[15m])) / sum(rate(vadflow_jobs_total[15m]))";
     assert!(
-        include_str!("../../docs/operations.md").contains(query),
+        include_str!("../../../docs/operations.md").contains(query),
         "docs/operations.md no longer gives the failure ratio as {query}"
     );
     let all: f64 = metrics

@@ -1,4 +1,4 @@
-//! **upload**: the S3 [`ResultStore`]. Its methods are called from the blocking pipeline thread
+//! The S3 store: the worker's [`ResultStore`]. Its methods are called from the blocking pipeline thread
 //! and block on the runtime for each request.
 //!
 //! `speech.wav` streams out as a multipart upload with 5 MiB parts. Its first part holds the WAV
@@ -6,9 +6,9 @@
 //! uploaded last (S3 assembles parts by number, not by arrival). Audio shorter than one part is a
 //! single PUT. A job therefore holds at most about two parts of speech audio in memory.
 
+use super::{Output, ResultStore, SpeechOutput};
 use crate::audio::pipeline::SpeechWriter;
 use crate::audio::wav;
-use crate::results::{Output, ResultStore, SpeechOutput};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};

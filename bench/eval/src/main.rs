@@ -1,7 +1,7 @@
 //! Quality evaluation of vadflow's VAD on the labelled corpus, side by side with the reference
 //! (py-webrtcvad's example.py, run in the same invocation). See `bench/eval.sh`.
 //!
-//! - `generate`: write the corpus (`vadflow_tests::corpus`);
+//! - `generate`: write the corpus (`vadflow_corpus::corpus`);
 //! - `evaluate`: frame- and segment-level precision, recall and F1 per noise condition, for
 //!   vadflow's segmenter and for the reference, as Markdown tables;
 //! - `sweep`: the segmenter settings ranked by overall segment F1 (how the defaults were chosen);
@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use vadflow_tests::corpus::{self, CONDITIONS, FORMATS, RATE};
-use vadflow_tests::eval::{Counts, frame_counts, median, segment_match};
+use vadflow_corpus::corpus::{self, CONDITIONS, FORMATS, RATE};
+use vadflow_corpus::eval::{Counts, frame_counts, median, segment_match};
 use vadflow_worker::audio::pipeline::{Params, Sinks, analyze};
 use vadflow_worker::audio::segment::{SegmentParams, Segmenter};
 use vadflow_worker::audio::vad::{EngineKind, VadParams};

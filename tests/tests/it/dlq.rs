@@ -17,7 +17,7 @@ async fn dead_letters_are_listed_replayed_and_purged() {
     ctx.insert_file(&late, created).await;
     ctx.insert_file(&never, created).await;
     assert_eq!(ctx.enqueue("1h", "now", None, false).await.published, 2);
-    let worker = ctx.spawn_worker(ctx.worker_setup()).await;
+    let worker = ctx.spawn_worker(ctx.worker_args()).await;
     let collector = ctx.spawn_collector();
     ctx.wait_files("both failed", |rows| {
         rows.iter().all(|r| r.status == "failed")
@@ -136,7 +136,7 @@ async fn replay_all_takes_only_the_letters_present_when_it_started() {
         .map(|i| Job::new(BUCKET, format!("{}gone-{i}.wav", ctx.prefix)))
         .collect();
     ctx.publish_jobs(&jobs).await;
-    let worker = ctx.spawn_worker(ctx.worker_setup()).await;
+    let worker = ctx.spawn_worker(ctx.worker_args()).await;
     let (conn, _) = ctx.take(&ctx.topology.dead_letter_queue(), 3).await;
     let _ = conn.close(200, "done".into()).await;
     // Replay all while the worker is running: the replayed jobs fail again and come back, but

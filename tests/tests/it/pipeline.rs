@@ -31,7 +31,7 @@ async fn files_flow_from_database_to_results() {
         (3, 3, 0)
     );
 
-    let worker = ctx.spawn_worker(ctx.worker_setup()).await;
+    let worker = ctx.spawn_worker(ctx.worker_args()).await;
     let collector = ctx.spawn_collector();
     let rows = ctx
         .wait_files("all files done", |rows| {

@@ -13,8 +13,8 @@ use std::time::Duration;
 use vadflow_common::config::AmqpArgs;
 use vadflow_common::s3::S3Args;
 use vadflow_common::topology::{header_str, headers};
+use vadflow_corpus::audio::{SENTENCES, compose, transcode};
 use vadflow_producer::db::DbArgs;
-use vadflow_tests::audio::{SENTENCES, compose, transcode};
 
 #[derive(Parser)]
 struct Cli {
@@ -193,7 +193,7 @@ async fn report(cli: &Cli, dir: &Path) -> anyhow::Result<()> {
                 Ok(o) => {
                     let doc: serde_json::Value =
                         serde_json::from_slice(&o.body.collect().await?.into_bytes())?;
-                    let got = vadflow_tests::segments_of(&doc);
+                    let got = vadflow_corpus::segments_of(&doc);
                     let worst = got
                         .iter()
                         .zip(want)
