@@ -38,10 +38,9 @@ pub enum Reason {
     Timeout,
     /// The object storage failed (5xx, throttling, connection reset).
     StorageUnavailable,
-    /// The message broker failed while the job was being handled.
-    BrokerUnavailable,
-    /// The database failed while the job was being handled.
-    DatabaseUnavailable,
+    /// The object storage refused the request itself (a 4xx it gives no more specific code
+    /// for): retrying the same request cannot help.
+    StorageRejected,
     /// The job failed transiently too many times.
     RetriesExhausted,
     /// The broker dead-lettered the job after its queue's delivery limit: every delivery ended
@@ -53,7 +52,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for exhaustive tests and metric pre-registration.
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 14] = [
         Reason::ObjectMissing,
         Reason::AccessDenied,
         Reason::InvalidAudio,
@@ -64,8 +63,7 @@ impl Reason {
         Reason::LimitExceeded,
         Reason::Timeout,
         Reason::StorageUnavailable,
-        Reason::BrokerUnavailable,
-        Reason::DatabaseUnavailable,
+        Reason::StorageRejected,
         Reason::RetriesExhausted,
         Reason::DeliveryLimit,
         Reason::Internal,
@@ -83,12 +81,9 @@ impl Reason {
             | Reason::InvalidKey
             | Reason::LimitExceeded
             | Reason::RetriesExhausted
-            | Reason::DeliveryLimit => Retry::Permanent,
-            Reason::Timeout
-            | Reason::StorageUnavailable
-            | Reason::BrokerUnavailable
-            | Reason::DatabaseUnavailable
-            | Reason::Internal => Retry::Transient,
+            | Reason::DeliveryLimit
+            | Reason::StorageRejected => Retry::Permanent,
+            Reason::Timeout | Reason::StorageUnavailable | Reason::Internal => Retry::Transient,
         }
     }
 
@@ -105,8 +100,7 @@ impl Reason {
             Reason::LimitExceeded => "limit-exceeded",
             Reason::Timeout => "timeout",
             Reason::StorageUnavailable => "storage-unavailable",
-            Reason::BrokerUnavailable => "broker-unavailable",
-            Reason::DatabaseUnavailable => "database-unavailable",
+            Reason::StorageRejected => "storage-rejected",
             Reason::RetriesExhausted => "retries-exhausted",
             Reason::DeliveryLimit => "delivery-limit",
             Reason::Internal => "internal",
@@ -183,6 +177,6 @@ mod tests {
         assert_eq!(Reason::MalformedMessage.retry(), Retry::Permanent);
         assert_eq!(Reason::StorageUnavailable.retry(), Retry::Transient);
         assert_eq!(Reason::Timeout.retry(), Retry::Transient);
-        assert_eq!(Reason::DatabaseUnavailable.retry(), Retry::Transient);
+        assert_eq!(Reason::StorageRejected.retry(), Retry::Permanent);
     }
 }

@@ -137,8 +137,8 @@ impl S3Args {
     }
 }
 
-/// Classifies an S3 SDK error: missing objects and denied access are permanent, timeouts,
-/// 5xx, throttling and connection failures transient. `what` names the operation and object,
+/// Classifies an S3 SDK error: missing objects, denied access and other refused requests (4xx)
+/// are permanent, timeouts, 5xx, throttling and connection failures transient. `what` names the operation and object,
 /// e.g. `get s3://bucket/key`.
 pub fn classify<E>(err: &SdkError<E, HttpResponse>, what: &str) -> Failure
 where
@@ -169,7 +169,7 @@ where
                 (_, "SlowDown" | "Throttling" | "RequestTimeout") | (429 | 500..=599, _) => {
                     Reason::StorageUnavailable
                 }
-                (400..=499, _) => Reason::AccessDenied,
+                (400..=499, _) => Reason::StorageRejected,
                 _ => Reason::StorageUnavailable,
             };
             let msg = se.err().message().unwrap_or("");

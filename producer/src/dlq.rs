@@ -9,9 +9,7 @@
 use crate::cli::{DlqListArgs, DlqPurgeArgs, DlqReplayArgs};
 use anyhow::Context;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicPublishOptions, QueueDeclareOptions, QueuePurgeOptions,
-};
+use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions, QueuePurgeOptions};
 use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection};
 use serde::Serialize;
@@ -19,7 +17,7 @@ use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use vadflow_common::amqp::{self, check_confirmation};
+use vadflow_common::amqp;
 use vadflow_common::config::AmqpArgs;
 use vadflow_common::deadletter::{FailureHeaders, Letter};
 use vadflow_common::topology::{
@@ -278,24 +276,16 @@ pub async fn replay(
                 None => props,
             };
             let exchange = dlq.topology.work_exchange();
-            let confirm = dlq
-                .ch
-                .basic_publish(
-                    exchange.as_str().into(),
-                    JOB_ROUTING_KEY.into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
-                    &payload,
-                    props,
-                )
-                .await?
-                .await?;
-            if let Err(e) = check_confirmation(confirm, &exchange, JOB_ROUTING_KEY) {
-                tracing::error!(id = %letter.id, error = %e, "replay not confirmed; the dead letter stays");
-                report.failed += 1;
-                continue;
+            match amqp::publish_confirmed(&dlq.ch, &exchange, JOB_ROUTING_KEY, &payload, props).await
+            {
+                Ok(()) => {}
+                // The channel failed: nothing more can be replayed (or acked) on it.
+                Err(e @ amqp::PublishError::Broker(_)) => return Err(e.into()),
+                Err(e) => {
+                    tracing::error!(id = %letter.id, error = %e, "replay not confirmed; the dead letter stays");
+                    report.failed += 1;
+                    continue;
+                }
             }
             d.ack(BasicAckOptions::default())
                 .await

@@ -90,11 +90,6 @@ impl Resampler {
         Ok(r)
     }
 
-    /// Output rate.
-    pub fn rate(&self) -> u32 {
-        self.to
-    }
-
     /// Resamples `input`, appending whatever output is ready to `out`.
     pub fn process(&mut self, input: &[f32], out: &mut Vec<f32>) -> Result<(), Failure> {
         self.total_in += input.len() as u64;
