@@ -7,6 +7,7 @@
 //! so its attempts and result rows are its own; the dead letter's id goes in a header.
 
 use crate::cli::{DlqListArgs, DlqPurgeArgs, DlqReplayArgs};
+use crate::state::FileStatus;
 use anyhow::Context;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions, QueuePurgeOptions};
@@ -292,11 +293,13 @@ pub async fn replay(
                 .with_context(|| format!("remove dead letter {} after its replay", letter.id))?;
             report.replayed += 1;
             if let (Some(bucket), Some(key)) = (&letter.bucket, &letter.key) {
-                sqlx::query(
-                    "UPDATE audio_files SET status = 'queued', job_id = coalesce($3, job_id),
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE audio_files SET status = '{}', job_id = coalesce($3, job_id),
                          queued_at = now(), updated_at = now()
-                     WHERE bucket = $1 AND key = $2 AND status IN ('failed', 'retrying', 'pending')",
-                )
+                     WHERE bucket = $1 AND key = $2 AND status IN ({})",
+                    FileStatus::Queued,
+                    FileStatus::sql(&FileStatus::REPLAYABLE)
+                )))
                 .bind(bucket)
                 .bind(key)
                 .bind(&new_job_id)

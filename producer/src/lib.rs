@@ -6,6 +6,7 @@ pub mod db;
 pub mod dlq;
 pub mod enqueue;
 pub mod register;
+pub mod state;
 pub mod status;
 pub mod when;
 

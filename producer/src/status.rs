@@ -2,6 +2,7 @@
 //! of every queue (passive declares, so nothing is created or changed).
 
 use crate::cli::StatusArgs;
+use crate::state::FileStatus;
 use anyhow::Context;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
@@ -35,11 +36,11 @@ pub struct FileCounts {
 impl FileCounts {
     fn rows(&self) -> [(&'static str, i64); 6] {
         [
-            ("pending", self.pending),
-            ("queued", self.queued),
-            ("retrying", self.retrying),
-            ("done", self.done),
-            ("failed", self.failed),
+            (FileStatus::Pending.as_str(), self.pending),
+            (FileStatus::Queued.as_str(), self.queued),
+            (FileStatus::Retrying.as_str(), self.retrying),
+            (FileStatus::Done.as_str(), self.done),
+            (FileStatus::Failed.as_str(), self.failed),
             ("total", self.total),
         ]
     }
@@ -72,12 +73,17 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<Status> {
             .fetch_all(&pool)
             .await
             .context("count files by status")?;
-    let count = |s: &str| rows.iter().find(|(st, _)| st == s).map_or(0, |(_, n)| *n);
+    let count = |s: FileStatus| {
+        rows.iter()
+            .find(|(st, _)| st == s.as_str())
+            .map_or(0, |(_, n)| *n)
+    };
     let stale = match args.stale_after.0 {
-        Some(age) => sqlx::query_scalar(
+        Some(age) => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT count(*) FROM audio_files
-             WHERE status IN ('queued', 'retrying') AND updated_at < now() - $1",
-        )
+                 WHERE status IN ({}) AND updated_at < now() - $1",
+            FileStatus::sql(&FileStatus::IN_FLIGHT)
+        )))
         .bind(chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX))
         .fetch_one(&pool)
         .await
@@ -85,11 +91,11 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<Status> {
         None => 0,
     };
     let files = FileCounts {
-        pending: count("pending"),
-        queued: count("queued"),
-        retrying: count("retrying"),
-        done: count("done"),
-        failed: count("failed"),
+        pending: count(FileStatus::Pending),
+        queued: count(FileStatus::Queued),
+        retrying: count(FileStatus::Retrying),
+        done: count(FileStatus::Done),
+        failed: count(FileStatus::Failed),
         total: rows.iter().map(|(_, n)| n).sum(),
         stale,
         stale_after_s: args.stale_after.0.map(|d| d.as_secs()),

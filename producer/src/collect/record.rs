@@ -2,6 +2,7 @@
 //! caller's transaction. Redelivered events and the dead-letter feed's copy of a failure the
 //! worker reported add nothing.
 
+use crate::state::FileStatus;
 use anyhow::Context;
 use sqlx::{PgConnection, PgPool};
 use vadflow_common::wire::{Outcome, ResultEvent};
@@ -122,13 +123,14 @@ pub(super) async fn apply_in(
         "attempts = (SELECT count(DISTINCT (job_id, attempt)) FROM job_results WHERE file_id = $1)";
     let segments = event.segments.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
     let reason = event.reason.map(|r| r.as_str());
+    let (to, done) = (FileStatus::after(event.outcome), FileStatus::Done);
     let query = match event.outcome {
         Outcome::Done => sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE audio_files SET status = 'done', {ATTEMPTS},
+            "UPDATE audio_files SET status = '{to}', {ATTEMPTS},
                  last_error = NULL, last_reason = NULL,
                  result_bucket = $2, result_prefix = $3, speech_seconds = $4,
                  segment_count = $5, duration_seconds = $6, finished_at = $7, updated_at = now()
-             WHERE id = $1 AND status <> 'done'"
+             WHERE id = $1 AND status <> '{done}'"
         )))
         .bind(file_id)
         .bind(&event.results_bucket)
@@ -138,9 +140,9 @@ pub(super) async fn apply_in(
         .bind(event.duration_s)
         .bind(finished),
         Outcome::Failed => sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE audio_files SET status = 'failed', {ATTEMPTS},
+            "UPDATE audio_files SET status = '{to}', {ATTEMPTS},
                  last_error = $2, last_reason = $3, finished_at = $4, updated_at = now()
-             WHERE id = $1 AND status <> 'done'"
+             WHERE id = $1 AND status <> '{done}'"
         )))
         .bind(file_id)
         .bind(&event.error)
@@ -148,11 +150,13 @@ pub(super) async fn apply_in(
         .bind(finished),
         // A stale 'retrying' never overrides a final state of the same job.
         Outcome::Retrying => sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE audio_files SET status = 'retrying', {ATTEMPTS},
+            "UPDATE audio_files SET status = '{to}', {ATTEMPTS},
                  last_error = $2, last_reason = $3, updated_at = now()
-             WHERE id = $1 AND status <> 'done'
+             WHERE id = $1 AND status <> '{done}'
                AND NOT EXISTS (SELECT 1 FROM job_results r WHERE r.job_id = $4
-                               AND r.outcome IN ('done', 'failed'))"
+                               AND r.outcome IN ('{}', '{}'))",
+            Outcome::Done.as_str(),
+            Outcome::Failed.as_str()
         )))
         .bind(file_id)
         .bind(&event.error)

@@ -15,6 +15,7 @@
 //! reconnects (within `--connect-timeout`) and publishes the rows still unmarked.
 
 use crate::cli::{EnqueueArgs, ReconcileArgs};
+use crate::state::FileStatus;
 use crate::when::{Stale, parse_tz, parse_when, to_chrono};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -99,12 +100,13 @@ pub async fn run(
         .await
         .context("read the database clock")?;
     let limit = args.limit.map_or(i64::MAX, i64::from);
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT id, bucket, key, size_bytes FROM audio_files
-         WHERE created_at >= $1 AND created_at < $2 AND status IN ('pending', 'failed')
+         WHERE created_at >= $1 AND created_at < $2 AND status IN ({})
          ORDER BY created_at, id
          LIMIT $3",
-    )
+        FileStatus::sql(&FileStatus::NEW_WORK)
+    )))
     .bind(to_chrono(since))
     .bind(to_chrono(until))
     .bind(limit)
@@ -209,12 +211,13 @@ async fn select_stale(
         return Ok((None, Vec::new()));
     };
     let cutoff = now - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
-    let rows = sqlx::query_as(
+    let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT id, bucket, key, size_bytes FROM audio_files
-         WHERE status IN ('queued', 'retrying') AND updated_at < $1
+         WHERE status IN ({}) AND updated_at < $1
          ORDER BY updated_at, id
          LIMIT $2",
-    )
+        FileStatus::sql(&FileStatus::IN_FLIGHT)
+    )))
     .bind(cutoff)
     .bind(limit)
     .fetch_all(pool)

@@ -3,6 +3,7 @@
 
 use super::{EnqueueReport, Kind, Row};
 use crate::db::DbArgs;
+use crate::state::FileStatus;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use lapin::options::BasicPublishOptions;
@@ -136,14 +137,16 @@ fn broker_failed(e: &anyhow::Error) -> bool {
 async fn still_unmarked(pool: &sqlx::PgPool, kind: Kind, rows: &[Row]) -> anyhow::Result<Vec<Row>> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let open: Vec<i64> = match kind {
-        Kind::Window { .. } => sqlx::query_scalar(
-            "SELECT id FROM audio_files WHERE id = ANY($1) AND status IN ('pending', 'failed')",
-        )
+        Kind::Window { .. } => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM audio_files WHERE id = ANY($1) AND status IN ({})",
+            FileStatus::sql(&FileStatus::NEW_WORK)
+        )))
         .bind(&ids),
-        Kind::Stale { cutoff } => sqlx::query_scalar(
+        Kind::Stale { cutoff } => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT id FROM audio_files WHERE id = ANY($1)
-               AND status IN ('queued', 'retrying') AND updated_at < $2",
-        )
+               AND status IN ({}) AND updated_at < $2",
+            FileStatus::sql(&FileStatus::IN_FLIGHT)
+        )))
         .bind(&ids)
         .bind(cutoff),
     }
@@ -276,26 +279,30 @@ async fn mark(
     let query = match kind {
         // Unless a result for them arrived after this run started (the worker was faster than
         // this update) or they changed state meanwhile.
-        Kind::Window { started } => sqlx::query(
+        Kind::Window { started } => sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE audio_files AS f
-             SET status = 'queued', job_id = u.job_id, queued_at = now(), updated_at = now()
+             SET status = '{}', job_id = u.job_id, queued_at = now(), updated_at = now()
              FROM UNNEST($1::bigint[], $2::text[]) AS u(id, job_id)
              WHERE f.id = u.id
-               AND f.status IN ('pending', 'failed')
+               AND f.status IN ({})
                AND (f.finished_at IS NULL OR f.finished_at < $3)",
-        )
+            FileStatus::Queued,
+            FileStatus::sql(&FileStatus::NEW_WORK)
+        )))
         .bind(ids)
         .bind(job_ids)
         .bind(started),
         // Unless anything happened to them since they were found stale.
-        Kind::Stale { cutoff } => sqlx::query(
+        Kind::Stale { cutoff } => sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE audio_files AS f
-             SET status = 'queued', job_id = u.job_id, queued_at = now(), updated_at = now()
+             SET status = '{}', job_id = u.job_id, queued_at = now(), updated_at = now()
              FROM UNNEST($1::bigint[], $2::text[]) AS u(id, job_id)
              WHERE f.id = u.id
-               AND f.status IN ('queued', 'retrying')
+               AND f.status IN ({})
                AND f.updated_at < $3",
-        )
+            FileStatus::Queued,
+            FileStatus::sql(&FileStatus::IN_FLIGHT)
+        )))
         .bind(ids)
         .bind(job_ids)
         .bind(cutoff),
