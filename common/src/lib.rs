@@ -9,6 +9,7 @@ pub mod deadletter;
 pub mod failure;
 pub mod http;
 pub mod keys;
+pub mod prometheus;
 pub mod redact;
 pub mod retry;
 pub mod s3;

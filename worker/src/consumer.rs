@@ -2,8 +2,9 @@
 //! their result events, and ack only once everything is stored. See `design.md` beside this file
 //! for the delivery guarantees.
 
+use crate::events::{self, msg};
 use crate::job::{self, JobContext, JobDone};
-use crate::metrics::{JobOutcome, Stage};
+use crate::metrics::Stage;
 use crate::settle::{self, Attempt, Route};
 use futures_util::{FutureExt, StreamExt};
 use lapin::Channel;
@@ -97,7 +98,7 @@ pub async fn run(
             Ok(s) => s,
             Err(e) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot reach the broker");
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "{}", msg::CANNOT_REACH_BROKER);
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(delay) => continue,
@@ -109,7 +110,8 @@ pub async fn run(
         }
         backoff.reset();
         ready.set(true);
-        tracing::info!(queue = %queue, concurrency = cfg.concurrency, prefetch = cfg.prefetch, "consuming jobs");
+        tracing::info!(queue = %queue, concurrency = cfg.concurrency, prefetch = cfg.prefetch, "{}", msg::CONSUMING);
+        let mut unstarted = 0;
         loop {
             // Backpressure: take a slot before taking a delivery. A lost session ends the wait at
             // once: its buffered deliveries can never be acked, so none of them is started.
@@ -120,7 +122,7 @@ pub async fn run(
                     break 'connect;
                 }
                 _ = session.lost.cancelled() => {
-                    tracing::warn!("lost the broker connection; reconnecting");
+                    tracing::warn!("{}", msg::SESSION_LOST);
                     break;
                 }
                 p = permits.clone().acquire_owned() => p?,
@@ -132,7 +134,7 @@ pub async fn run(
                     break 'connect;
                 }
                 _ = session.lost.cancelled() => {
-                    tracing::warn!("lost the broker connection; reconnecting");
+                    tracing::warn!("{}", msg::SESSION_LOST);
                     break;
                 }
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
@@ -148,15 +150,14 @@ pub async fn run(
                     let shared = shared.clone();
                     let publisher = session.publish.clone();
                     let lost = session.lost.clone();
-                    shared.jobs.metrics.started();
                     tasks.spawn(async move {
                         // A job whose session is lost can no longer be acked: stop it, and let
                         // the broker redeliver it (its outputs are idempotent).
                         tokio::select! {
                             biased;
                             _ = lost.cancelled() => {
-                                shared.jobs.metrics.abandoned();
-                                tracing::warn!(delivery_tag = delivery.delivery_tag, "broker session lost; job abandoned unfinished, the broker redelivers it");
+                                let delivery_tag = delivery.delivery_tag;
+                                events::JobAbandoned { delivery_tag }.emit(&shared.jobs.metrics);
                             }
                             _ = handle(&shared, &publisher, &delivery) => {}
                         }
@@ -165,29 +166,23 @@ pub async fn run(
                 }
                 Some(Ok(_)) => {
                     // Buffered before the failure was noticed: never started, redelivered.
-                    shared.jobs.metrics.dropped(1);
-                    tracing::warn!("lost the broker connection; reconnecting");
+                    unstarted = 1;
+                    tracing::warn!("{}", msg::SESSION_LOST);
                     break;
                 }
                 Some(Err(e)) => {
-                    tracing::warn!(error = %e, "lost the broker connection; reconnecting");
+                    tracing::warn!(error = %e, "{}", msg::SESSION_LOST);
                     break;
                 }
                 None => {
-                    tracing::warn!("the broker cancelled the consumer; reconnecting");
+                    tracing::warn!("{}", msg::CONSUMER_CANCELLED);
                     break;
                 }
             }
         }
         ready.set(false);
-        let dropped = drop_buffered(&mut session);
-        if dropped > 0 {
-            shared.jobs.metrics.dropped(dropped);
-            tracing::info!(
-                dropped,
-                "buffered deliveries dropped unstarted; the broker redelivers them"
-            );
-        }
+        let count = unstarted + drop_buffered(&mut session);
+        events::DeliveriesDropped { count }.emit(&shared.jobs.metrics);
         last_session = Some(session);
     }
 
@@ -200,7 +195,8 @@ pub async fn run(
         tracing::info!(
             in_flight,
             timeout_ms = cfg.shutdown_timeout.as_millis() as u64,
-            "draining in-flight jobs"
+            "{}",
+            msg::DRAINING
         );
         let drained = tokio::time::timeout(cfg.shutdown_timeout, async {
             while tasks.join_next().await.is_some() {}
@@ -218,7 +214,7 @@ pub async fn run(
     if let Some(session) = last_session {
         session.close().await;
     }
-    tracing::info!("worker stopped");
+    tracing::info!("{}", msg::STOPPED);
     Ok(())
 }
 
@@ -283,7 +279,10 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: &Delivery) {
     );
     vadflow_common::trace::set_parent(&span, delivery.properties.headers().as_ref());
     let started = std::time::Instant::now();
-    tracing::debug!(parent: &span, "job started");
+    {
+        let _entered = span.enter();
+        events::JobStarted.emit(metrics);
+    }
     match tracing::Instrument::instrument(job::run(shared.jobs.clone(), &job), span.clone()).await {
         Ok(done) => {
             let event = done_event(shared, &job, attempt, &done);
@@ -301,17 +300,14 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: &Delivery) {
             metrics.stage(Stage::Publish, publish_started.elapsed());
             match published {
                 Ok(()) => {
-                    metrics.job(JobOutcome::Done);
-                    metrics.job_duration(started.elapsed());
-                    metrics.audio_seconds(done.analysis.duration_s());
-                    tracing::info!(
-                        parent: &span,
-                        duration_s = done.analysis.duration_s(),
-                        speech_s = done.analysis.speech_s(),
-                        segments = done.analysis.segments.len(),
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "job done"
-                    );
+                    events::JobDone {
+                        span: &span,
+                        duration_s: done.analysis.duration_s(),
+                        speech_s: done.analysis.speech_s(),
+                        segments: done.analysis.segments.len(),
+                        elapsed: started.elapsed(),
+                    }
+                    .emit(metrics);
                     ack(delivery, &job.job_id).await;
                 }
                 Err(e) => {
@@ -458,14 +454,14 @@ async fn settle_failure(
     };
     match (forwarded, published) {
         (Ok(()), Ok(())) => {
-            let metrics = &shared.jobs.metrics;
-            if settlement.outcome == Outcome::Retrying {
-                metrics.job(JobOutcome::Retried);
-                tracing::warn!(job_id = %job_id, attempt, reason = %reason, error = %message, "job failed; retrying later");
-            } else {
-                metrics.job(JobOutcome::Failed);
-                tracing::error!(job_id = %job_id, attempt, reason = %reason, error = %message, "job failed; dead-lettered");
+            events::JobFailed {
+                job_id: &job_id,
+                attempt,
+                reason,
+                error: message,
+                retrying: settlement.outcome == Outcome::Retrying,
             }
+            .emit(&shared.jobs.metrics);
             ack(delivery, &job_id).await;
         }
         (Err(e), _) | (_, Err(e)) => {

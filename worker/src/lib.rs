@@ -8,6 +8,7 @@
 pub mod audio;
 pub mod cli;
 pub mod consumer;
+pub mod events;
 pub mod fetch;
 pub mod job;
 pub mod local;
@@ -121,7 +122,7 @@ impl Worker {
             ready: self.ready.clone(),
         });
         let addr = vadflow_common::http::serve_on(self.http, probe, shutdown.clone())?;
-        tracing::info!(addr = %addr, "serving /healthz, /readyz and /metrics");
+        tracing::info!(addr = %addr, "{}", events::msg::SERVING);
         consumer::run(self.config, self.jobs, self.ready, shutdown).await
     }
 }

@@ -1,9 +1,9 @@
 //! The worker's Prometheus metrics. Every label comes from a fixed set (outcomes and stages are
 //! enums), so the series count never depends on the input.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use vadflow_common::prometheus::{Exposition, Histogram};
 
 /// How a job attempt ended, as counted by `vadflow_jobs_total{outcome}`: each settled attempt
 /// is counted once, so the outcomes add up to the attempts.
@@ -39,55 +39,6 @@ const STAGES: [(Stage, &str); 3] = [
     (Stage::Process, "process"),
     (Stage::Publish, "publish"),
 ];
-
-/// Upper bounds of the duration buckets, in seconds.
-const BUCKETS: [f64; 12] = [
-    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
-];
-
-#[derive(Debug, Default)]
-struct Histogram {
-    counts: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
-}
-
-impl Histogram {
-    fn observe(&self, d: Duration) {
-        let s = d.as_secs_f64();
-        for (bound, c) in BUCKETS.iter().zip(&self.counts) {
-            if s <= *bound {
-                c.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(
-            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (bound, c) in BUCKETS.iter().zip(&self.counts) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {}",
-                c.load(Ordering::Relaxed)
-            );
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{braces} {sum}");
-        let _ = writeln!(out, "{name}_count{braces} {count}");
-    }
-}
 
 /// Counters and histograms of one worker process.
 #[derive(Debug, Default)]
@@ -157,49 +108,79 @@ impl Metrics {
 
     /// The Prometheus text exposition, plus `ready` as `vadflow_ready`.
     pub fn render(&self, ready: bool) -> String {
-        let mut out = String::with_capacity(4096);
-        out.push_str("# HELP vadflow_jobs_total Job attempts by outcome.\n# TYPE vadflow_jobs_total counter\n");
-        for ((_, name), c) in OUTCOMES.iter().zip(&self.jobs) {
-            let _ = writeln!(
-                out,
-                "vadflow_jobs_total{{outcome=\"{name}\"}} {}",
-                c.load(Ordering::Relaxed)
-            );
-        }
-        let _ = write!(
-            out,
-            "# HELP vadflow_jobs_started_total Deliveries taken and started as jobs.\n# TYPE vadflow_jobs_started_total counter\nvadflow_jobs_started_total {}\n\
-             # HELP vadflow_jobs_abandoned_total Jobs stopped unfinished because the broker session was lost; the broker redelivers them.\n# TYPE vadflow_jobs_abandoned_total counter\nvadflow_jobs_abandoned_total {}\n\
-             # HELP vadflow_deliveries_dropped_total Buffered deliveries dropped unstarted because the broker session was lost.\n# TYPE vadflow_deliveries_dropped_total counter\nvadflow_deliveries_dropped_total {}\n",
-            self.started.load(Ordering::Relaxed),
-            self.abandoned.load(Ordering::Relaxed),
-            self.dropped.load(Ordering::Relaxed),
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut e = Exposition::new();
+        let jobs: Vec<(&str, u64)> = OUTCOMES
+            .iter()
+            .zip(&self.jobs)
+            .map(|((_, name), c)| (*name, load(c)))
+            .collect();
+        e.counter_by(
+            "vadflow_jobs_total",
+            "Job attempts by outcome, each settled attempt counted once.",
+            "outcome",
+            &jobs,
         );
-        out.push_str("# HELP vadflow_job_duration_seconds Time from delivery to settlement of successful jobs.\n# TYPE vadflow_job_duration_seconds histogram\n");
-        self.job_duration
-            .render(&mut out, "vadflow_job_duration_seconds", "");
-        out.push_str("# HELP vadflow_stage_duration_seconds Time per stage of a job.\n# TYPE vadflow_stage_duration_seconds histogram\n");
-        for ((_, name), h) in STAGES.iter().zip(&self.stages) {
-            h.render(
-                &mut out,
-                "vadflow_stage_duration_seconds",
-                &format!("stage=\"{name}\""),
-            );
-        }
-        let audio = self.audio_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = write!(
-            out,
-            "# HELP vadflow_audio_seconds_total Audio analysed by finished jobs.\n# TYPE vadflow_audio_seconds_total counter\nvadflow_audio_seconds_total {audio}\n\
-             # HELP vadflow_input_bytes_total Bytes downloaded from S3.\n# TYPE vadflow_input_bytes_total counter\nvadflow_input_bytes_total {}\n\
-             # HELP vadflow_output_bytes_total Bytes uploaded to S3.\n# TYPE vadflow_output_bytes_total counter\nvadflow_output_bytes_total {}\n\
-             # HELP vadflow_jobs_in_flight Jobs being processed now.\n# TYPE vadflow_jobs_in_flight gauge\nvadflow_jobs_in_flight {}\n\
-             # HELP vadflow_ready Whether the worker is connected and consuming.\n# TYPE vadflow_ready gauge\nvadflow_ready {}\n",
-            self.bytes_in.load(Ordering::Relaxed),
-            self.bytes_out.load(Ordering::Relaxed),
-            self.in_flight.load(Ordering::Relaxed),
+        e.counter(
+            "vadflow_jobs_started_total",
+            "Deliveries taken and started as jobs.",
+            load(&self.started),
+        );
+        e.counter(
+            "vadflow_jobs_abandoned_total",
+            "Jobs stopped unfinished because the broker session was lost; the broker redelivers them.",
+            load(&self.abandoned),
+        );
+        e.counter(
+            "vadflow_deliveries_dropped_total",
+            "Buffered deliveries dropped unstarted because the broker session was lost.",
+            load(&self.dropped),
+        );
+        e.histograms(
+            "vadflow_job_duration_seconds",
+            "Time from delivery to settlement of successful jobs.",
+            &[("", &self.job_duration)],
+        );
+        let stage_labels: Vec<String> = STAGES
+            .iter()
+            .map(|(_, name)| format!("stage=\"{name}\""))
+            .collect();
+        let stages: Vec<(&str, &Histogram)> = stage_labels
+            .iter()
+            .map(String::as_str)
+            .zip(self.stages.iter())
+            .collect();
+        e.histograms(
+            "vadflow_stage_duration_seconds",
+            "Time per stage of a job.",
+            &stages,
+        );
+        e.counter(
+            "vadflow_audio_seconds_total",
+            "Audio analysed by finished jobs.",
+            load(&self.audio_micros) as f64 / 1e6,
+        );
+        e.counter(
+            "vadflow_input_bytes_total",
+            "Bytes downloaded from S3.",
+            load(&self.bytes_in),
+        );
+        e.counter(
+            "vadflow_output_bytes_total",
+            "Bytes uploaded to S3.",
+            load(&self.bytes_out),
+        );
+        e.gauge(
+            "vadflow_jobs_in_flight",
+            "Jobs being processed now.",
+            load(&self.in_flight),
+        );
+        e.gauge(
+            "vadflow_ready",
+            "Whether the worker is connected and consuming.",
             u8::from(ready),
         );
-        out
+        e.finish()
     }
 }
 

@@ -24,7 +24,9 @@ use vadflow_common::deadletter::Letter;
 use vadflow_common::session::{Backoff, Session};
 use vadflow_common::wire::{Outcome, ResultEvent};
 
+pub mod events;
 mod record;
+use events::msg;
 use record::apply_in;
 pub use record::{apply, is_permanent};
 
@@ -53,24 +55,28 @@ impl vadflow_common::http::Probe for CollectorStats {
     }
     fn metrics(&self) -> String {
         let r = |i: usize| self.recorded[i].load(Ordering::Relaxed);
-        format!(
-            "# HELP vadflow_results_recorded_total Result events recorded in the database, by outcome.\n\
-             # TYPE vadflow_results_recorded_total counter\n\
-             vadflow_results_recorded_total{{outcome=\"done\"}} {}\n\
-             vadflow_results_recorded_total{{outcome=\"failed\"}} {}\n\
-             vadflow_results_recorded_total{{outcome=\"retrying\"}} {}\n\
-             # HELP vadflow_results_dead_lettered_total Result events that could not be stored.\n\
-             # TYPE vadflow_results_dead_lettered_total counter\n\
-             vadflow_results_dead_lettered_total {}\n\
-             # HELP vadflow_ready Whether the collector is connected and consuming.\n\
-             # TYPE vadflow_ready gauge\n\
-             vadflow_ready {}\n",
-            r(0),
-            r(1),
-            r(2),
+        let mut e = vadflow_common::prometheus::Exposition::new();
+        e.counter_by(
+            "vadflow_results_recorded_total",
+            "Result events recorded in the database, by outcome.",
+            "outcome",
+            &[
+                (Outcome::Done.as_str(), r(0)),
+                (Outcome::Failed.as_str(), r(1)),
+                (Outcome::Retrying.as_str(), r(2)),
+            ],
+        );
+        e.counter(
+            "vadflow_results_dead_lettered_total",
+            "Result events that could not be stored.",
             self.dead_lettered.load(Ordering::Relaxed),
-            u8::from(self.ready())
-        )
+        );
+        e.gauge(
+            "vadflow_ready",
+            "Whether the collector is connected and consuming.",
+            u8::from(self.ready()),
+        );
+        e.finish()
     }
 }
 
@@ -130,7 +136,7 @@ impl Collector {
         } = self;
         if let Some(listener) = http {
             let bound = vadflow_common::http::serve_on(listener, stats.clone(), shutdown.clone())?;
-            tracing::info!(addr = %bound, "serving /healthz, /readyz and /metrics");
+            tracing::info!(addr = %bound, "{}", msg::SERVING);
         }
         let queue = topology.results_queue();
         let mut backoff = Backoff::new();
@@ -150,7 +156,7 @@ impl Collector {
                 Ok(s) => s,
                 Err(e) => {
                     let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "collector cannot reach the broker");
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "{}", msg::CANNOT_REACH_BROKER);
                     tokio::select! {
                         _ = shutdown.cancelled() => return Ok(()),
                         _ = tokio::time::sleep(delay) => continue,
@@ -159,7 +165,7 @@ impl Collector {
             };
             backoff.reset();
             stats.ready.store(true, Ordering::Relaxed);
-            tracing::info!(queue = %queue, "collector consuming");
+            tracing::info!(queue = %queue, "{}", msg::CONSUMING);
             let consumed = consume(
                 &session,
                 letters,
@@ -174,14 +180,11 @@ impl Collector {
                 Ok(()) => {
                     session.cancel().await;
                     session.close().await;
-                    tracing::info!("collector stopped");
+                    tracing::info!("{}", msg::STOPPED);
                     return Ok(());
                 }
                 Err(e) => {
-                    tracing::warn!(
-                        error = format!("{e:#}"),
-                        "collector lost its session; reconnecting"
-                    );
+                    tracing::warn!(error = format!("{e:#}"), "{}", msg::SESSION_LOST);
                 }
             }
         }
@@ -328,8 +331,12 @@ async fn handle_batch(
                 });
             }
             Err(e) => {
-                tracing::error!(error = %e, "malformed result event; dead-lettering it");
-                stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                events::EventDeadLettered {
+                    span: &tracing::Span::current(),
+                    job_id: None,
+                    error: &e.to_string(),
+                }
+                .emit(stats);
                 delivery
                     .reject(BasicRejectOptions { requeue: false })
                     .await
@@ -370,8 +377,12 @@ async fn store(
             }
             Err(e) if is_permanent(&e) => {
                 let r = &batch[0];
-                tracing::error!(parent: &r.span, job_id = %r.event.job_id, error = format!("{e:#}"), "result event cannot be stored; dead-lettering it");
-                stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                events::EventDeadLettered {
+                    span: &r.span,
+                    job_id: Some(&r.event.job_id),
+                    error: &format!("{e:#}"),
+                }
+                .emit(stats);
                 r.delivery
                     .reject(BasicRejectOptions { requeue: false })
                     .await
@@ -398,7 +409,12 @@ async fn store(
         // A redelivery, or the dead-letter feed's copy of a failure the worker reported, adds
         // no record and is not counted again.
         if inserted {
-            stats.record(r.event.outcome);
+            events::Recorded {
+                span: &r.span,
+                job_id: &r.event.job_id,
+                outcome: r.event.outcome,
+            }
+            .emit(stats);
         }
         ack(&r.delivery, &r.event.job_id).await?;
     }
@@ -413,7 +429,7 @@ async fn apply_batch(pool: &PgPool, batch: &[Received]) -> anyhow::Result<Vec<bo
         let applied = apply_in(&mut tx, &r.event)
             .instrument(r.span.clone())
             .await?;
-        tracing::debug!(parent: &r.span, job_id = %r.event.job_id, outcome = r.event.outcome.as_str(), inserted = applied.inserted, changed = applied.changed, "result recorded");
+        tracing::trace!(parent: &r.span, job_id = %r.event.job_id, inserted = applied.inserted, changed = applied.changed, "result event applied");
         inserted.push(applied.inserted);
     }
     tx.commit().await.context("commit results")?;

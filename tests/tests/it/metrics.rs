@@ -39,7 +39,7 @@ async fn spawn_with_endpoint(
     let mut addr = None;
     tokio::time::timeout(DEADLINE, async {
         while let Some(line) = lines.next_line().await.expect("log") {
-            if line.contains("serving /healthz") {
+            if line.contains(vadflow_worker::events::msg::SERVING) {
                 let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log");
                 addr = v["addr"].as_str().map(str::to_owned);
             }
@@ -73,7 +73,11 @@ async fn health_and_metrics_reflect_a_run() {
     }
     jobs.push(Job::new(BUCKET, format!("{}missing.wav", ctx.prefix)));
 
-    let (worker, addr) = spawn_with_endpoint(ctx.command("worker"), "consuming jobs").await;
+    let (worker, addr) = spawn_with_endpoint(
+        ctx.command("worker"),
+        vadflow_worker::events::msg::CONSUMING,
+    )
+    .await;
     assert_eq!(get(&addr, "/healthz").await.0, 200);
     assert_eq!(get(&addr, "/readyz").await.0, 200);
     assert_eq!(get(&addr, "/nope").await.0, 404);
@@ -141,7 +145,8 @@ async fn health_and_metrics_reflect_a_run() {
     // three result events.
     let mut collect = ctx.command("producer");
     collect.arg("collect");
-    let (collector, addr) = spawn_with_endpoint(collect, "collector consuming").await;
+    let (collector, addr) =
+        spawn_with_endpoint(collect, vadflow_producer::collect::events::msg::CONSUMING).await;
     assert_eq!(get(&addr, "/healthz").await.0, 200);
     assert_eq!(get(&addr, "/readyz").await.0, 200);
     let metrics = tokio::time::timeout(DEADLINE, async {

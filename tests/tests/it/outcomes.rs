@@ -405,6 +405,7 @@ async fn producer_logged(ctx: &TestCtx, amqp_url: &str, args: &[&str]) -> (Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn log_lines_survive_per_target_directives_and_commands_ride_out_outages() {
     use tokio::io::{AsyncBufReadExt, BufReader};
+    use vadflow_producer::collect::events::msg;
     use vadflow_tests::proxy::{Proxy, upstream_of};
     let ctx = TestCtx::new("logs").await;
     files(&ctx, &["a.wav"]).await;
@@ -459,10 +460,10 @@ async fn log_lines_survive_per_target_directives_and_commands_ride_out_outages()
         .await
         .unwrap_or_else(|_| panic!("no {text:?} line"));
     };
-    wait_for("collector consuming").await;
+    wait_for(msg::CONSUMING).await;
     amqp.cut();
-    wait_for("collector lost its session; reconnecting").await;
-    wait_for("collector consuming").await;
+    wait_for(msg::SESSION_LOST).await;
+    wait_for(msg::CONSUMING).await;
     assert_eq!(vadflow_tests::terminate(writer).await, Some(0));
     ctx.cleanup().await;
 }

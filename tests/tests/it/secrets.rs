@@ -109,7 +109,7 @@ async fn configured_passwords_never_appear_in_logs() {
     let mut failures = 0;
     tokio::time::timeout(DEADLINE, async {
         while let Some(line) = lines.next_line().await.expect("read log") {
-            if line.contains("cannot reach the broker") {
+            if line.contains(vadflow_worker::events::msg::CANNOT_REACH_BROKER) {
                 failures += 1;
             }
             log.push_str(&line);

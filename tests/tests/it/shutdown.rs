@@ -71,10 +71,13 @@ async fn sigterm_drains_the_job_in_flight_and_a_second_signal_exits_at_once() {
     wait_log(&mut lines, &mut seen, started).await;
     signal(&worker, "-TERM");
     wait_log(&mut lines, &mut seen, |l| {
-        l.contains("draining in-flight jobs")
+        l.contains(vadflow_worker::events::msg::DRAINING)
     })
     .await;
-    wait_log(&mut lines, &mut seen, |l| l.contains("worker stopped")).await;
+    wait_log(&mut lines, &mut seen, |l| {
+        l.contains(vadflow_worker::events::msg::STOPPED)
+    })
+    .await;
     let status = tokio::time::timeout(DEADLINE, worker.wait())
         .await
         .expect("worker exits")
@@ -110,7 +113,7 @@ async fn sigterm_drains_the_job_in_flight_and_a_second_signal_exits_at_once() {
     wait_log(&mut lines, &mut seen, started).await;
     signal(&worker, "-TERM");
     wait_log(&mut lines, &mut seen, |l| {
-        l.contains("draining in-flight jobs")
+        l.contains(vadflow_worker::events::msg::DRAINING)
     })
     .await;
     signal(&worker, "-INT");
