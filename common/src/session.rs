@@ -147,6 +147,42 @@ async fn start_consumer(ch: &Channel, queue: &str, tag: &str) -> Result<Consumer
     })
 }
 
+/// Opens a session with `open`, retrying with `backoff` (each failure logged as `message`)
+/// until it opens, or returns `None` once `shutdown` is cancelled. The worker's consumer and the
+/// collector both reconnect through it.
+pub async fn reconnect<T, E, F, Fut>(
+    shutdown: &CancellationToken,
+    backoff: &mut Backoff,
+    message: &str,
+    mut open: F,
+) -> Option<T>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    loop {
+        let opened = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            r = open() => r,
+        };
+        match opened {
+            Ok(session) => {
+                backoff.reset();
+                return Some(session);
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "{message}");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
 /// Exponential backoff with full jitter for reconnect loops: 0.5 s doubling up to 30 s.
 #[derive(Debug, Clone)]
 pub struct Backoff {

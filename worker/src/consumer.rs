@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use vadflow_common::amqp::{PublishError, message_properties, publish_confirmed};
 use vadflow_common::deadletter::LenientJob;
 use vadflow_common::redact::SecretUrl;
-use vadflow_common::session::{Backoff, Session};
+use vadflow_common::session::{Backoff, Session, reconnect};
 use vadflow_common::topology::{RESULT_ROUTING_KEY, header_i64, headers};
 use vadflow_common::wire::{self, Outcome, ResultEvent};
 use vadflow_common::{Failure, Job, Topology};
@@ -90,60 +90,57 @@ pub async fn run(
     let name = format!("vadflow-worker {}", cfg.worker_id);
 
     'connect: while !shutdown.is_cancelled() {
-        let opened = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            s = Session::open(cfg.amqp_url.expose(), cfg.amqp_ca_pem.as_deref(), &name, &cfg.topology, &queue, cfg.prefetch) => s,
+        let open = || {
+            Session::open(
+                cfg.amqp_url.expose(),
+                cfg.amqp_ca_pem.as_deref(),
+                &name,
+                &cfg.topology,
+                &queue,
+                cfg.prefetch,
+            )
         };
-        let mut session = match opened {
-            Ok(s) => s,
-            Err(e) => {
-                let delay = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "{}", msg::CANNOT_REACH_BROKER);
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(delay) => continue,
-                }
-            }
+        let Some(mut session) =
+            reconnect(&shutdown, &mut backoff, msg::CANNOT_REACH_BROKER, open).await
+        else {
+            break;
         };
         if let Some(old) = last_session.take() {
             old.close().await;
         }
-        backoff.reset();
         ready.set(true);
         tracing::info!(queue = %queue, concurrency = cfg.concurrency, prefetch = cfg.prefetch, "{}", msg::CONSUMING);
         let mut unstarted = 0;
         loop {
             // Backpressure: take a slot before taking a delivery. A lost session ends the wait at
             // once: its buffered deliveries can never be acked, so none of them is started.
-            let permit = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => {
-                    last_session = Some(session);
-                    break 'connect;
-                }
-                _ = session.lost.cancelled() => {
-                    tracing::warn!("{}", msg::SESSION_LOST);
-                    break;
-                }
-                p = permits.clone().acquire_owned() => p?,
-            };
-            let next = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => {
-                    last_session = Some(session);
-                    break 'connect;
-                }
-                _ = session.lost.cancelled() => {
-                    tracing::warn!("{}", msg::SESSION_LOST);
-                    break;
-                }
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Err(e) = done {
-                        tracing::error!(error = %e, "job task ended abnormally");
+            let lost = session.lost.clone();
+            let waited = or_stop(&shutdown, &lost, async {
+                let permit = permits.clone().acquire_owned().await?;
+                loop {
+                    tokio::select! {
+                        Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                            if let Err(e) = done {
+                                tracing::error!(error = %e, "job task ended abnormally");
+                            }
+                        }
+                        next = session.consumer.next() => {
+                            return Ok::<_, tokio::sync::AcquireError>((permit, next));
+                        }
                     }
-                    continue;
                 }
-                next = session.consumer.next() => next,
+            })
+            .await;
+            let (permit, next) = match waited {
+                Ok(got) => got?,
+                Err(Stop::Shutdown) => {
+                    last_session = Some(session);
+                    break 'connect;
+                }
+                Err(Stop::Lost) => {
+                    tracing::warn!("{}", msg::SESSION_LOST);
+                    break;
+                }
             };
             match next {
                 Some(Ok(delivery)) if session.usable() => {
@@ -216,6 +213,27 @@ pub async fn run(
     }
     tracing::info!("{}", msg::STOPPED);
     Ok(())
+}
+
+/// Why the consume loop stopped waiting.
+enum Stop {
+    Shutdown,
+    Lost,
+}
+
+/// Runs `fut` unless shutdown is requested or the session is lost first (checked first, in
+/// that order).
+async fn or_stop<T>(
+    shutdown: &CancellationToken,
+    lost: &CancellationToken,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, Stop> {
+    tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => Err(Stop::Shutdown),
+        _ = lost.cancelled() => Err(Stop::Lost),
+        v = fut => Ok(v),
+    }
 }
 
 /// Drops the deliveries the client buffered for a lost session, without starting them; returns

@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use vadflow_common::deadletter::Letter;
-use vadflow_common::session::{Backoff, Session};
+use vadflow_common::session::{Backoff, Session, reconnect};
 use vadflow_common::wire::{Outcome, ResultEvent};
 
 pub mod events;
@@ -141,29 +141,26 @@ impl Collector {
         let queue = topology.results_queue();
         let mut backoff = Backoff::new();
         loop {
-            let session = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                s = Session::open(args.amqp.amqp_url.expose(), ca_pem.as_deref(), "vadflow-collector", &topology, &queue, args.prefetch) => s,
+            let open = || async {
+                let session = Session::open(
+                    args.amqp.amqp_url.expose(),
+                    ca_pem.as_deref(),
+                    "vadflow-collector",
+                    &topology,
+                    &queue,
+                    args.prefetch,
+                )
+                .await?;
+                let letters = session
+                    .consume_also(&topology.dead_letter_feed_queue())
+                    .await?;
+                Ok::<_, vadflow_common::session::SessionError>((session, letters))
             };
-            let session = match session {
-                Ok(s) => match s.consume_also(&topology.dead_letter_feed_queue()).await {
-                    Ok(letters) => Ok((s, letters)),
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
+            let Some((session, letters)) =
+                reconnect(&shutdown, &mut backoff, msg::CANNOT_REACH_BROKER, open).await
+            else {
+                return Ok(());
             };
-            let (session, letters) = match session {
-                Ok(s) => s,
-                Err(e) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "{}", msg::CANNOT_REACH_BROKER);
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(delay) => continue,
-                    }
-                }
-            };
-            backoff.reset();
             stats.ready.store(true, Ordering::Relaxed);
             tracing::info!(queue = %queue, "{}", msg::CONSUMING);
             let consumed = consume(
