@@ -174,9 +174,15 @@ impl Job {
 
     /// Parses and validates a job: size cap, version, and every field.
     pub fn decode(bytes: &[u8]) -> Result<Job, WireError> {
-        let job: Job = decode(bytes)?;
+        let job = Job::parse(bytes)?;
         job.validate()?;
         Ok(job)
+    }
+
+    /// Parses a job (size cap, version, shape) without checking its fields' values: a consumer
+    /// that must report a bad field against the job's own ids calls [`Job::validate`] next.
+    pub fn parse(bytes: &[u8]) -> Result<Job, WireError> {
+        decode(bytes)
     }
 
     /// Checks the fields of a job.

@@ -113,4 +113,16 @@ impl TestCtx {
         }
         let _ = conn.close(200, "done".into()).await;
     }
+
+    /// Takes the next ready message of the work queue on `ch` (a channel the test holds, so the
+    /// delivery can be acked, i.e. removed, or left to return when the channel closes).
+    pub async fn get_job_message(&self, ch: &lapin::Channel) -> Option<Delivery> {
+        ch.basic_get(
+            self.topology.work_queue().as_str().into(),
+            lapin::options::BasicGetOptions { no_ack: false },
+        )
+        .await
+        .expect("basic.get")
+        .map(|m| m.delivery)
+    }
 }

@@ -264,7 +264,7 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: &Delivery) {
     // Parse strictly but validate apart, so a job whose only fault is a bad bucket or key still
     // gets its failure event; an unreadable one is dead-lettered, and the collector records
     // whatever file its body still names (deadletter.rs).
-    let job = match rmp_job(&delivery.data) {
+    let job = match Job::parse(&delivery.data) {
         Ok(job) => job,
         Err(e) => {
             let failure = Failure::from(e);
@@ -337,19 +337,6 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: &Delivery) {
         Err(failure) => {
             settle_failure(shared, publisher, delivery, Some(&job), failure, attempt).await;
         }
-    }
-}
-
-fn rmp_job(bytes: &[u8]) -> Result<Job, wire::WireError> {
-    // Full validation happens separately (Job::validate) so that ids survive a bad field.
-    match Job::decode(bytes) {
-        Ok(job) => Ok(job),
-        Err(wire::WireError::InvalidField { .. }) => {
-            let job: Job = rmp_serde::from_slice(bytes)
-                .map_err(|e| wire::WireError::Malformed(e.to_string()))?;
-            Ok(job)
-        }
-        Err(e) => Err(e),
     }
 }
 

@@ -122,17 +122,12 @@ async fn remove_good_jobs(ctx: &TestCtx, n: usize) -> Vec<String> {
         if removed.len() == n {
             break;
         }
-        let got = ch
-            .basic_get(
-                ctx.topology.work_queue().as_str().into(),
-                lapin::options::BasicGetOptions { no_ack: false },
-            )
-            .await
-            .expect("basic.get");
-        let Some(m) = got else { break };
-        match Job::decode(&m.delivery.data) {
+        let Some(d) = ctx.get_job_message(&ch).await else {
+            break;
+        };
+        match Job::decode(&d.data) {
             Ok(job) if job.key.starts_with(&good) => {
-                m.delivery.ack(Default::default()).await.expect("ack");
+                d.ack(Default::default()).await.expect("ack");
                 removed.push(job.key);
             }
             _ => {} // returned on close

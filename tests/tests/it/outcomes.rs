@@ -73,14 +73,8 @@ async fn unreadable_jobs_end_failed_with_their_reason() {
     let (conn, ch) = ctx.channel().await;
     let mut taken = Vec::new();
     while taken.len() < 3 {
-        let got = ch
-            .basic_get(
-                ctx.topology.work_queue().as_str().into(),
-                lapin::options::BasicGetOptions { no_ack: false },
-            )
-            .await
-            .expect("basic.get");
-        taken.push(got.expect("the three enqueued jobs are ready").delivery);
+        let got = ctx.get_job_message(&ch).await;
+        taken.push(got.expect("the three enqueued jobs are ready"));
     }
     #[derive(Serialize)]
     struct OddType<'a> {
