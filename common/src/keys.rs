@@ -96,8 +96,12 @@ pub fn parse_s3_uri(uri: &str) -> Result<(String, String), Failure> {
     Ok((bucket.to_owned(), key.to_owned()))
 }
 
-/// Known audio file extensions (lowercase), for listing prefixes and walking directories.
-pub const AUDIO_EXTENSIONS: [&str; 7] = ["wav", "flac", "mp3", "ogg", "oga", "opus", "wave"];
+/// Known audio file extensions (lowercase), for listing prefixes and walking directories: every
+/// container the worker decodes natively, video containers included (their audio track is read).
+pub const AUDIO_EXTENSIONS: [&str; 20] = [
+    "wav", "wave", "flac", "mp3", "mp2", "ogg", "oga", "opus", "m4a", "m4b", "mp4", "mov", "aac",
+    "webm", "mkv", "mka", "aif", "aiff", "aifc", "caf",
+];
 
 /// Whether a key or path names a file with a known audio extension (case-insensitive).
 pub fn has_audio_extension(name: &str) -> bool {
@@ -126,6 +130,8 @@ mod tests {
         assert!(parse_s3_uri("s3://B/a").is_err());
         assert!(has_audio_extension("x/y.FLAC"));
         assert!(has_audio_extension("v.opus"));
+        assert!(has_audio_extension("memo.M4A"));
+        assert!(has_audio_extension("call.webm"));
         assert!(!has_audio_extension("notes.txt"));
         assert!(!has_audio_extension("wav"));
     }

@@ -9,6 +9,12 @@
 //! `enabled!` check for a level the filter refuses leaves a stale "disabled" mark that swallows
 //! the next event on that thread (tokio-rs/tracing#2704), so lines vanished whenever `RUST_LOG`
 //! had a per-target directive.
+//!
+//! Dependencies that log through the `log` crate reach tracing through [`DependencyLog`], which
+//! keeps the decoders' per-packet and per-chunk lines (symphonia's "skipping junk at 40017
+//! bytes", one per chunk) out of the output: their warnings are counted per thread instead, and
+//! the worker reports the count as one line of its own per file ([`take_decoder_warnings`]).
+//! A `RUST_LOG` that names `symphonia` prints them as they come.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
@@ -16,7 +22,6 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::io::IsTerminal;
 use tracing_subscriber::layer::{Layered, SubscriberExt};
-use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 /// How log lines are written.
@@ -60,6 +65,61 @@ fn otlp_configured() -> bool {
         && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 }
 
+/// Target prefix of the decoding libraries whose log lines are counted, not printed.
+const DECODER_TARGET: &str = "symphonia";
+const PROBE_TARGET: &str = "symphonia_core::formats::probe";
+
+/// Decoder warnings seen on this thread since the last [`take_decoder_warnings`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DecoderWarnings {
+    pub count: u64,
+    /// The first one's text.
+    pub first: Option<String>,
+}
+
+thread_local! {
+    static DECODER_WARNINGS: std::cell::RefCell<DecoderWarnings> = Default::default();
+}
+
+/// Returns and resets the decoder warnings counted on this thread. A file is decoded on one
+/// thread from start to end, so calling this before and after it gives the file's own.
+pub fn take_decoder_warnings() -> DecoderWarnings {
+    DECODER_WARNINGS.with(|w| std::mem::take(&mut *w.borrow_mut()))
+}
+
+/// The `log` crate's logger: forwards records to tracing, except the decoders' (see the module
+/// documentation).
+struct DependencyLog {
+    tracer: tracing_log::LogTracer,
+    /// `RUST_LOG` asks for the decoders' lines.
+    decoders_verbatim: bool,
+}
+
+impl log::Log for DependencyLog {
+    fn enabled(&self, meta: &log::Metadata<'_>) -> bool {
+        meta.target().starts_with(DECODER_TARGET) || self.tracer.enabled(meta)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.decoders_verbatim || !record.target().starts_with(DECODER_TARGET) {
+            return self.tracer.log(record);
+        }
+        // The probe "skips junk" before every MP4 (its marker, `ftyp`, is 4 bytes in): not a
+        // problem of the file.
+        if record.level() <= log::Level::Warn && record.target() != PROBE_TARGET {
+            DECODER_WARNINGS.with(|w| {
+                let mut w = w.borrow_mut();
+                w.count += 1;
+                if w.first.is_none() {
+                    w.first = Some(record.args().to_string());
+                }
+            });
+        }
+    }
+
+    fn flush(&self) {}
+}
+
 type BoxedLayer = Box<dyn Layer<Layered<EnvFilter, Registry>> + Send + Sync>;
 
 /// Installs the global subscriber for `service`. Fails on bad `LOG_FORMAT` or `RUST_LOG`.
@@ -69,10 +129,12 @@ type BoxedLayer = Box<dyn Layer<Layered<EnvFilter, Registry>> + Send + Sync>;
 /// no exporter, no propagator and no tracing layer exist, so they cost nothing.
 pub fn init(service: &'static str) -> anyhow::Result<Telemetry> {
     let format = LogFormat::from_env()?;
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(spec) if !spec.is_empty() => EnvFilter::try_new(&spec)
-            .map_err(|e| anyhow::anyhow!("RUST_LOG={spec:?} is not a valid filter: {e}"))?,
-        _ => EnvFilter::new("info"),
+    let spec = std::env::var("RUST_LOG").unwrap_or_default();
+    let filter = if spec.is_empty() {
+        EnvFilter::new("info")
+    } else {
+        EnvFilter::try_new(&spec)
+            .map_err(|e| anyhow::anyhow!("RUST_LOG={spec:?} is not a valid filter: {e}"))?
     };
     let logs: BoxedLayer = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -105,10 +167,16 @@ pub fn init(service: &'static str) -> anyhow::Result<Telemetry> {
         layers.push(tracing_opentelemetry::layer().with_tracer(tracer).boxed());
         tracer_provider = Some(provider);
     }
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(layers)
-        .try_init()?;
+    let subscriber = tracing_subscriber::registry().with(filter).with(layers);
+    tracing::subscriber::set_global_default(subscriber)?;
+    let verbatim = spec.contains(DECODER_TARGET);
+    log::set_boxed_logger(Box::new(DependencyLog {
+        tracer: tracing_log::LogTracer::new(),
+        decoders_verbatim: verbatim,
+    }))?;
+    // Warnings are always let through to be counted; more only as tracing's filter allows.
+    let level = tracing_log::AsLog::as_log(&tracing::level_filters::LevelFilter::current());
+    log::set_max_level(level.max(log::LevelFilter::Warn));
     Ok(Telemetry {
         service,
         tracer_provider,

@@ -120,7 +120,7 @@ pub struct LocalArgs {
     pub jobs: Option<usize>,
 
     /// Extensions to include when walking directories (comma-separated).
-    #[arg(long, default_value = "wav,wave,flac,mp3,ogg,oga,opus")]
+    #[arg(long, default_value_t = vadflow_common::keys::AUDIO_EXTENSIONS.join(","))]
     pub extensions: String,
 
     /// Never show a progress bar.

@@ -24,6 +24,28 @@ pub mod msg {
         "buffered deliveries dropped unstarted; the broker redelivers them";
     pub const DRAINING: &str = "draining in-flight jobs";
     pub const STOPPED: &str = "worker stopped";
+    pub const DECODER_WARNINGS: &str = "the decoder reported problems in this file";
+}
+
+/// The decoding library's warnings about one file, as one line (its own are not printed).
+#[derive(Debug)]
+pub struct DecoderWarnings<'a> {
+    pub uri: &'a str,
+    pub warnings: vadflow_common::telemetry::DecoderWarnings,
+}
+
+impl DecoderWarnings<'_> {
+    pub fn emit(self) {
+        if self.warnings.count > 0 {
+            tracing::warn!(
+                file = self.uri,
+                warnings = self.warnings.count,
+                first = self.warnings.first.as_deref().unwrap_or_default(),
+                "{}",
+                msg::DECODER_WARNINGS
+            );
+        }
+    }
 }
 
 /// A delivery was taken and its job started (inside the job's span).

@@ -7,11 +7,12 @@
 use crate::audio::pipeline::{self, Analysis, ClipWriter, Params, Sinks, SpeechWriter};
 use crate::audio::render::{self, Outputs};
 use crate::audio::segment::Segment;
+use crate::events::DecoderWarnings;
 use crate::fetch::source::SourceStatus;
 use crate::store::ResultStore;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use symphonia::core::io::MediaSource;
-use vadflow_common::{Failure, Reason};
+use vadflow_common::{Failure, Reason, telemetry};
 
 struct Clips<'a> {
     store: &'a mut dyn ResultStore,
@@ -49,7 +50,14 @@ pub fn process(
                 clips: clips.as_mut().map(|c| c as &mut dyn ClipWriter),
                 scores: None,
             };
-            pipeline::analyze(source, extension, params, status, sinks)
+            let _ = telemetry::take_decoder_warnings();
+            let analysis = pipeline::analyze(source, extension, params, status, sinks);
+            DecoderWarnings {
+                uri,
+                warnings: telemetry::take_decoder_warnings(),
+            }
+            .emit();
+            analysis
         };
         let analysis = match analysis {
             Ok(a) => a,

@@ -22,7 +22,7 @@ pub const CONDITIONS: [&str; 9] = [
 ];
 
 /// Formats of the format test: (file suffix, ffmpeg codec arguments).
-pub const FORMATS: [(&str, &[&str]); 8] = [
+pub const FORMATS: &[(&str, &[&str])] = &[
     ("pcm8.wav", &["-ar", "44100", "-ac", "2", "-c:a", "pcm_u8"]),
     (
         "pcm24.wav",
@@ -58,7 +58,107 @@ pub const FORMATS: [(&str, &[&str]); 8] = [
         "opus",
         &["-ar", "48000", "-ac", "2", "-c:a", "libopus", "-b:a", "48k"],
     ),
+    // MP4 as ffmpeg writes it by default: the index (`moov`) after the media data.
+    (
+        "aac.m4a",
+        &["-ar", "44100", "-ac", "2", "-c:a", "aac", "-b:a", "96k"],
+    ),
+    (
+        "faststart.m4a",
+        &[
+            "-ar",
+            "44100",
+            "-ac",
+            "2",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+            "-movflags",
+            "+faststart",
+        ],
+    ),
+    ("alac.m4a", &["-ar", "44100", "-ac", "2", "-c:a", "alac"]),
+    (
+        "mov",
+        &["-ar", "44100", "-ac", "2", "-c:a", "aac", "-b:a", "96k"],
+    ),
+    (
+        "aac",
+        &["-ar", "44100", "-ac", "2", "-c:a", "aac", "-b:a", "96k"],
+    ),
+    (
+        "opus.webm",
+        &["-ar", "48000", "-ac", "2", "-c:a", "libopus", "-b:a", "48k"],
+    ),
+    (
+        "vorbis.webm",
+        &["-ar", "44100", "-ac", "2", "-c:a", "libvorbis", "-q:a", "4"],
+    ),
+    (
+        "mp3.mkv",
+        &[
+            "-ar",
+            "44100",
+            "-ac",
+            "2",
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "96k",
+        ],
+    ),
+    (
+        "aac.mkv",
+        &["-ar", "44100", "-ac", "2", "-c:a", "aac", "-b:a", "96k"],
+    ),
+    (
+        "pcm.mkv",
+        &["-ar", "44100", "-ac", "2", "-c:a", "pcm_s16le"],
+    ),
+    ("flac.mkv", &["-ar", "44100", "-ac", "2", "-c:a", "flac"]),
+    (
+        "opus.mka",
+        &["-ar", "48000", "-ac", "2", "-c:a", "libopus", "-b:a", "48k"],
+    ),
+    ("aiff", &["-ar", "44100", "-ac", "2", "-c:a", "pcm_s16be"]),
+    ("caf", &["-ar", "44100", "-ac", "2", "-c:a", "pcm_s16le"]),
+    ("alac.caf", &["-ar", "44100", "-ac", "2", "-c:a", "alac"]),
+    (
+        "mp2",
+        &["-ar", "44100", "-ac", "2", "-c:a", "mp2", "-b:a", "192k"],
+    ),
+    (
+        "mulaw.wav",
+        &["-ar", "8000", "-ac", "2", "-c:a", "pcm_mulaw"],
+    ),
+    ("alaw.wav", &["-ar", "8000", "-ac", "2", "-c:a", "pcm_alaw"]),
+    (
+        "ima.wav",
+        &["-ar", "16000", "-ac", "2", "-c:a", "adpcm_ima_wav"],
+    ),
 ];
+
+/// How a format keeps time: (where its audio starts late, the range of its length beyond that).
+///
+/// Where the container does not record the encoder's delay, the audio starts that late, as it
+/// does in every decoder: ADTS and AAC in Matroska by one AAC frame (ffmpeg's encoder primes 1024
+/// samples), MP3 in Matroska by LAME's 576 + the decoder's 529 samples (measured against the source by
+/// cross-correlation; ffmpeg's the same). MP2's filterbank delay (481) is trimmed by the decoder.
+/// Where it does not record the padding of the last frame (Matroska's DiscardPadding is not read;
+/// ADTS and IMA ADPCM have none), up to a frame or block of it remains at the end. ffmpeg's MP2
+/// encoder drops the last partial frame (up to 26 ms at 44.1 kHz).
+pub fn timing(suffix: &str) -> (f64, std::ops::Range<f64>) {
+    const EXACT: std::ops::Range<f64> = -0.005..0.005;
+    match suffix {
+        "aac" | "aac.mkv" => (1024.0 / 44_100.0, -0.005..0.050),
+        "mp3.mkv" => (1105.0 / 44_100.0, -0.005..0.050),
+        "mp2" => (0.0, -0.027..0.050),
+        "opus.webm" | "opus.mka" | "vorbis.webm" => (0.0, -0.005..0.025),
+        "ima.wav" => (0.0, -0.005..0.130),
+        _ => (0.0, EXACT),
+    }
+}
 
 const VOICES: [&str; 6] = [
     "en-us",

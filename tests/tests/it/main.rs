@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod collect;
+mod containers;
 mod dlq;
 mod enqueue;
 mod failures;

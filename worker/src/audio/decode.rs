@@ -1,17 +1,20 @@
 //! **decode**: any supported container and codec to mono `f32` at the source rate, streaming.
 //!
-//! symphonia reads WAV (PCM 8/16/24/32-bit and float), FLAC, MP3, Ogg Vorbis and the Ogg
-//! container of Opus; libopus (through the `opus` crate) decodes Opus. Encoder delay and padding
-//! are trimmed (gapless), so the same audio keeps the same timing in every format. Channels are
-//! averaged into mono.
+//! symphonia demuxes WAV (PCM, float, µ-law, A-law, IMA ADPCM), FLAC, MP1/MP2/MP3, Ogg, MP4 / M4A /
+//! MOV, ADTS, Matroska / WebM, AIFF / AIFC and CAF, and decodes PCM, FLAC, MPEG audio, Vorbis,
+//! AAC-LC and ALAC; libopus (through the `opus` crate) decodes Opus from Ogg and Matroska. Encoder
+//! delay and padding are trimmed (gapless) wherever the container records them, MP4's edit list
+//! included ([`super::isomp4`]), so the same audio keeps the same timing in every format. Channels
+//! are averaged into mono.
 
 use super::{Limits, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 use symphonia::core::audio::{Audio, AudioBuffer, GenericAudioBufferRef, sample::Sample};
 use symphonia::core::codecs::CodecParameters;
-use symphonia::core::codecs::audio::well_known::CODEC_ID_OPUS;
+use symphonia::core::codecs::audio::well_known::{CODEC_ID_MP1, CODEC_ID_MP2, CODEC_ID_OPUS};
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymErr;
 use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::well_known::FORMAT_ID_ADTS;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
@@ -20,6 +23,8 @@ use vadflow_common::{Failure, Reason};
 
 /// Undecodable packets tolerated (and skipped) before the file is declared invalid.
 const MAX_BAD_PACKETS: u32 = 10;
+/// Delay of the MPEG audio synthesis filterbank, in samples.
+const MPA_FILTERBANK_DELAY: u64 = 481;
 /// Longest Opus packet: 120 ms at 48 kHz.
 const OPUS_MAX_FRAME_48K: usize = 5760;
 
@@ -37,6 +42,31 @@ pub struct Decoder {
     bad_packets: u32,
     interleaved: Vec<f32>,
     codec_name: &'static str,
+    trim: Trim,
+}
+
+/// Frames the container says are not part of the audio (an MP4's edit list): priming at the
+/// start, padding after the real duration.
+#[derive(Debug, Default)]
+struct Trim {
+    skip: u64,
+    keep: Option<u64>,
+}
+
+impl Trim {
+    /// Applies to the frames appended to `out` after `before`.
+    fn apply(&mut self, out: &mut Vec<f32>, before: usize) {
+        let skip = (self.skip as usize).min(out.len() - before);
+        if skip > 0 {
+            out.drain(before..before + skip);
+            self.skip -= skip as u64;
+        }
+        if let Some(keep) = &mut self.keep {
+            let n = (out.len() - before).min(*keep as usize);
+            out.truncate(before + n);
+            *keep -= n as u64;
+        }
+    }
 }
 
 impl std::fmt::Debug for Decoder {
@@ -87,7 +117,8 @@ impl Decoder {
         limits: &Limits,
         preferred_rate: u32,
     ) -> Result<Decoder, Failure> {
-        let source = super::guard::guard(source, limits)?;
+        let front = super::guard::guard(source, limits)?;
+        let source = front.source;
         let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
         let mut hint = Hint::new();
         if let Some(ext) = extension {
@@ -115,7 +146,12 @@ impl Decoder {
             .or_else(|| format.first_track(TrackType::Audio))
             .ok_or_else(|| invalid("the file has no audio track"))?;
         let track_id = track.id;
-        let declared_frames = track.num_frames;
+        let track_delay = track.delay;
+        // ADTS has no length field: its demuxer estimates one from the bitrate, which is no
+        // promise to check truncation against.
+        let declared_frames = track
+            .num_frames
+            .filter(|_| format.format_info().format != FORMAT_ID_ADTS);
         let params = match &track.codec_params {
             Some(CodecParameters::Audio(p)) => p.clone(),
             _ => return Err(invalid("the audio track has no codec parameters")),
@@ -175,7 +211,18 @@ impl Decoder {
             bad_packets: 0,
             interleaved: Vec::new(),
             codec_name,
+            trim: Trim::default(),
         };
+        if let (Some(edit), Codec::Symphonia(_)) = (front.edit, &decoder.codec) {
+            decoder.trim = Trim {
+                skip: edit.skip_frames(sample_rate),
+                keep: edit.keep_frames(sample_rate),
+            };
+        } else if [CODEC_ID_MP1, CODEC_ID_MP2].contains(&params.codec) && track_delay.is_none() {
+            // Layers I and II carry no delay field; their synthesis filterbank delays the audio
+            // by 481 samples (512 − 31), which every decoder outputs first.
+            decoder.trim.skip = MPA_FILTERBANK_DELAY;
+        }
         if let Some(n) = declared_frames.filter(|_| matches!(decoder.codec, Codec::Symphonia(_))) {
             let bytes = params
                 .bits_per_coded_sample
@@ -246,6 +293,7 @@ impl Decoder {
             if self.frames_out > self.max_frames {
                 return Err(too_long(limits));
             }
+            self.trim.apply(out, before);
             if out.len() > before {
                 return Ok(true);
             }

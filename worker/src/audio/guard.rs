@@ -5,7 +5,7 @@
 //! range, or a format chunk of absurd length, is refused here with its real reason, before any
 //! demuxer computes or allocates with it.
 
-use super::{Limits, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
+use super::{Limits, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, isomp4, spool};
 use std::io::{self, Read, Seek, SeekFrom};
 use symphonia::core::io::MediaSource;
 use vadflow_common::{Failure, Reason};
@@ -63,11 +63,18 @@ fn invalid(msg: String) -> Failure {
     Failure::new(Reason::InvalidAudio, msg)
 }
 
+/// What the front door hands the demuxer.
+#[allow(missing_debug_implementations)]
+pub struct Front {
+    /// The whole file again, from its first byte.
+    pub source: Box<dyn MediaSource>,
+    /// An MP4's edit (priming and duration), for gapless decoding.
+    pub edit: Option<isomp4::Edit>,
+}
+
 /// Reads ahead, validates what it recognises, and returns a source that replays everything.
-pub fn guard(
-    mut inner: Box<dyn MediaSource>,
-    limits: &Limits,
-) -> Result<Box<dyn MediaSource>, Failure> {
+/// An MP4 or CAF read from a one-way stream is spooled to a temporary file first ([`spool`]).
+pub fn guard(mut inner: Box<dyn MediaSource>, limits: &Limits) -> Result<Front, Failure> {
     let seekable = inner.is_seekable();
     let mut head = vec![0u8; HEAD];
     let mut filled = 0;
@@ -85,18 +92,32 @@ pub fn guard(
     }
     check_wave(&head, limits)?;
     check_ogg(&head)?;
-    if seekable {
+    let mp4 = isomp4::is_isomp4(&head);
+    let must_spool = spool::needed(&head);
+    let mut source: Box<dyn MediaSource> = if seekable {
         // A seekable source is rewound instead of replayed, so its positions stay true.
         inner
             .seek(SeekFrom::Start(0))
             .map_err(|e| invalid(format!("cannot rewind: {e}")))?;
-        return Ok(inner);
-    }
-    Ok(Box::new(Guarded {
-        head,
-        pos: 0,
-        inner,
-    }))
+        inner
+    } else {
+        let replay = Guarded {
+            head,
+            pos: 0,
+            inner,
+        };
+        if must_spool {
+            Box::new(spool::spool(replay, limits.max_input_bytes)?)
+        } else {
+            Box::new(replay)
+        }
+    };
+    let edit = if mp4 {
+        isomp4::edit(&mut source)?
+    } else {
+        None
+    };
+    Ok(Front { source, edit })
 }
 
 fn le16(b: &[u8], at: usize) -> u16 {
@@ -255,7 +276,9 @@ mod tests {
     fn replays_the_head_to_an_unseekable_reader() {
         let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
         let src = symphonia::core::io::ReadOnlySource::new(std::io::Cursor::new(data.clone()));
-        let mut g = guard(Box::new(src), &Limits::default()).expect("not a wave");
+        let mut g = guard(Box::new(src), &Limits::default())
+            .expect("not a wave")
+            .source;
         let mut out = Vec::new();
         g.read_to_end(&mut out).expect("read");
         assert_eq!(out, data);

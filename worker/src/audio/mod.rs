@@ -6,11 +6,13 @@
 
 pub mod decode;
 pub mod guard;
+pub mod isomp4;
 pub mod pipeline;
 pub mod render;
 pub mod resample;
 pub mod segment;
 pub mod silero;
+pub mod spool;
 pub mod vad;
 pub mod wav;
 
