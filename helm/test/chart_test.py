@@ -146,6 +146,12 @@ check(bad.returncode != 0, "values.schema.json refuses an unknown engine")
 engines = {e: find(render("--set", f"worker.engine={e}") if e != "default" else render(), "ConfigMap")[0]
            ["data"].get("VADFLOW_ENGINE") for e in ("default", "silero")}
 check(engines == {"default": "webrtc", "silero": "silero"}, f"VADFLOW_ENGINE from worker.engine: {engines}")
+decoders = {d: find(render("--set", f"worker.decoder={d}") if d != "default" else render(), "ConfigMap")[0]
+            ["data"]["VADFLOW_DECODER"] for d in ("default", "native", "ffmpeg")}
+check(decoders == {"default": "auto", "native": "native", "ffmpeg": "ffmpeg"},
+      f"VADFLOW_DECODER from worker.decoder: {decoders}")
+bad = subprocess.run([HELM, "template", "t", CHART, "--set", "worker.decoder=gstreamer"], capture_output=True, text=True)
+check(bad.returncode != 0, "values.schema.json refuses an unknown decoder")
 # Concurrency is explicit by default: without a CPU limit, "per CPU" would mean the node's CPUs.
 conc = find(render(), "ConfigMap")[0]["data"].get("VADFLOW_CONCURRENCY")
 check(conc == "4", f"VADFLOW_CONCURRENCY defaults to 4: {conc}")

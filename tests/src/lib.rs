@@ -485,3 +485,22 @@ pub async fn terminate(mut child: tokio::process::Child) -> Option<i32> {
         .expect("wait")
         .code()
 }
+
+/// `wav` converted by ffmpeg with `args` into a `.{ext}` file's bytes.
+pub fn transcode(wav: &[u8], args: &[&str], ext: &str) -> Vec<u8> {
+    let dir = std::env::temp_dir().join(format!("vadflow-containers-{}-{ext}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (src, out) = (dir.join("in.wav"), dir.join(format!("out.{ext}")));
+    std::fs::write(&src, wav).expect("write");
+    let ok = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-i"])
+        .arg(&src)
+        .args(args)
+        .arg(&out)
+        .status()
+        .expect("ffmpeg (deploy/local/up.sh installs it)");
+    assert!(ok.success(), "ffmpeg {args:?}");
+    let bytes = std::fs::read(&out).expect("read");
+    let _ = std::fs::remove_dir_all(&dir);
+    bytes
+}

@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vadflow_worker::audio::Limits;
-use vadflow_worker::audio::decode::Decoder;
+use vadflow_worker::audio::decoder::{Decoder, DecoderChoice};
 use vadflow_worker::audio::resample::Resampler;
 use vadflow_worker::audio::silero::{BLOCK, FRAME, Silero};
 use vadflow_worker::audio::vad::VadParams;
@@ -56,7 +56,14 @@ fn decode_only(path: &Path) -> (Vec<f32>, u32) {
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_owned);
     let file = std::fs::File::open(path).expect("open the audio");
     let limits = Limits::default();
-    let mut dec = Decoder::open(Box::new(file), ext.as_deref(), &limits, 16_000).expect("open");
+    let mut dec = Decoder::open(
+        Box::new(file),
+        ext.as_deref(),
+        &limits,
+        16_000,
+        &DecoderChoice::default(),
+    )
+    .expect("open");
     let mut out = Vec::new();
     while dec.next_block(&mut out, &limits).expect("decode") {}
     (out, dec.sample_rate())
@@ -67,7 +74,14 @@ fn decode(path: &Path) -> Vec<f32> {
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_owned);
     let file = std::fs::File::open(path).expect("open the audio");
     let limits = Limits::default();
-    let mut dec = Decoder::open(Box::new(file), ext.as_deref(), &limits, 16_000).expect("open");
+    let mut dec = Decoder::open(
+        Box::new(file),
+        ext.as_deref(),
+        &limits,
+        16_000,
+        &DecoderChoice::default(),
+    )
+    .expect("open");
     let mut rs = Resampler::new(dec.sample_rate(), 16_000).expect("resampler");
     let (mut block, mut out) = (Vec::new(), Vec::new());
     loop {

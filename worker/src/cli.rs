@@ -1,6 +1,8 @@
 //! Command-line interface of `worker`. Every flag has an environment fallback.
 
 use crate::audio::Limits;
+use crate::audio::decoder::{DecoderChoice, DecoderMode};
+use crate::audio::ffmpeg;
 use crate::audio::pipeline::Params;
 use crate::audio::render::Outputs;
 use crate::audio::segment::SegmentParams;
@@ -209,6 +211,19 @@ pub struct AnalysisArgs {
     /// Most channels accepted.
     #[arg(long, env = "VADFLOW_MAX_CHANNELS", default_value_t = Limits::default().max_channels)]
     pub max_channels: usize,
+
+    /// Decoders: auto (native; ffmpeg for what they do not decode, when ffmpeg is there),
+    /// native (never ffmpeg) or ffmpeg (every file).
+    #[arg(long, env = "VADFLOW_DECODER", value_enum, default_value = "auto")]
+    pub decoder: DecoderMode,
+
+    /// The ffmpeg program [default: ffmpeg on the PATH, if any].
+    #[arg(long, env = "VADFLOW_FFMPEG")]
+    pub ffmpeg: Option<PathBuf>,
+
+    /// ffmpeg is killed after this long on one file.
+    #[arg(long, env = "VADFLOW_FFMPEG_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub ffmpeg_timeout: Duration,
 }
 
 impl AnalysisArgs {
@@ -250,6 +265,17 @@ impl AnalysisArgs {
                 max_input_bytes: self.max_input_bytes,
                 max_duration: self.max_duration,
                 max_channels: self.max_channels,
+            },
+            decoder: DecoderChoice {
+                mode: self.decoder,
+                // Resolved once per process; the path lives as long as it.
+                ffmpeg: match self.decoder {
+                    DecoderMode::Native => None,
+                    _ => ffmpeg::locate(self.ffmpeg.as_deref())
+                        .map_err(anyhow::Error::msg)?
+                        .map(|p| &*Box::leak(p.into_boxed_path())),
+                },
+                ffmpeg_timeout: self.ffmpeg_timeout,
             },
         };
         params

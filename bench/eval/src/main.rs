@@ -244,6 +244,7 @@ fn evaluate(corpus: &Path, python: &Path, params: &Params) -> anyhow::Result<()>
         vad: VadParams::for_engine(EngineKind::Silero),
         segment: SegmentParams::for_engine(EngineKind::Silero),
         limits: params.limits,
+        decoder: params.decoder,
     };
     println!(
         "Corpus: {} files, {:.1} min of audio per condition. vadflow: engine {}, mode {mode}, frame {} ms, \

@@ -2,31 +2,9 @@
 //! as ffmpeg writes it by default, and Opus in WebM, as browsers record it, streamed from the S3
 //! server like every object. Each ends `done` with the segments of the WAV it was made from.
 
-use std::process::Command;
 use vadflow_tests::audio::{SENTENCES, compose};
 use vadflow_tests::eval::{median, segment_match};
-use vadflow_tests::{BUCKET, TestCtx, segments_of};
-
-fn transcode(wav: &[u8], args: &[&str], ext: &str) -> Vec<u8> {
-    let dir = std::env::temp_dir().join(format!(
-        "vadflow-containers-{}-{ext}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let (src, out) = (dir.join("in.wav"), dir.join(format!("out.{ext}")));
-    std::fs::write(&src, wav).expect("write");
-    let ok = Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-i"])
-        .arg(&src)
-        .args(args)
-        .arg(&out)
-        .status()
-        .expect("ffmpeg (deploy/local/up.sh installs it)");
-    assert!(ok.success(), "ffmpeg {args:?}");
-    let bytes = std::fs::read(&out).expect("read");
-    let _ = std::fs::remove_dir_all(&dir);
-    bytes
-}
+use vadflow_tests::{BUCKET, TestCtx, segments_of, transcode};
 
 /// Byte offsets of the top-level `moov` and `mdat` boxes.
 fn top_level(mp4: &[u8]) -> (usize, usize) {
@@ -60,7 +38,8 @@ async fn mp4_with_index_at_the_end_and_webm_stream_from_s3() {
     for (name, bytes) in &files {
         let key = format!("{}{name}", ctx.prefix);
         ctx.put(&key, bytes.clone()).await;
-        ctx.insert_file(&key, now - chrono::Duration::hours(1)).await;
+        ctx.insert_file(&key, now - chrono::Duration::hours(1))
+            .await;
     }
     let report = ctx.enqueue("yesterday", "now", None, false).await;
     assert_eq!(report.published, 3);
@@ -68,7 +47,8 @@ async fn mp4_with_index_at_the_end_and_webm_stream_from_s3() {
     let collector = ctx.spawn_collector();
     let rows = ctx
         .wait_files("all containers done", |rows| {
-            rows.iter().all(|r| r.status == "done" || r.status == "failed")
+            rows.iter()
+                .all(|r| r.status == "done" || r.status == "failed")
         })
         .await;
     let mut found = Vec::new();
@@ -77,9 +57,12 @@ async fn mp4_with_index_at_the_end_and_webm_stream_from_s3() {
         let row = rows.iter().find(|r| r.key == key).expect("row");
         assert_eq!(row.status, "done", "{key}: {row:?}");
         let doc: serde_json::Value = serde_json::from_slice(
-            &ctx.get(&format!("{}{BUCKET}/{key}/segments.json", ctx.results_prefix))
-                .await
-                .expect("segments.json"),
+            &ctx.get(&format!(
+                "{}{BUCKET}/{key}/segments.json",
+                ctx.results_prefix
+            ))
+            .await
+            .expect("segments.json"),
         )
         .expect("json");
         assert!(
@@ -92,13 +75,22 @@ async fn mp4_with_index_at_the_end_and_webm_stream_from_s3() {
     }
     for (i, (name, _)) in files.iter().enumerate().skip(1) {
         let (c, mut errors) = segment_match(&found[0], &found[i]);
-        assert!(c.f1() >= 0.99, "{name}: F1 {} ({:?} vs {:?})", c.f1(), found[i], found[0]);
+        assert!(
+            c.f1() >= 0.99,
+            "{name}: F1 {} ({:?} vs {:?})",
+            c.f1(),
+            found[i],
+            found[0]
+        );
         // Within one 30 ms frame each, 10 ms at the median.
         assert!(
             errors.iter().all(|e| *e <= 0.0301),
             "{name}: boundaries {errors:?}"
         );
-        assert!(median(&mut errors) <= 0.010, "{name}: boundaries {errors:?}");
+        assert!(
+            median(&mut errors) <= 0.010,
+            "{name}: boundaries {errors:?}"
+        );
     }
     assert!(!found[0].is_empty());
     worker.stop().await.expect("worker stops cleanly");

@@ -10,6 +10,7 @@ mod dlq;
 mod enqueue;
 mod failures;
 mod faults;
+mod ffmpeg;
 mod formats;
 mod fuzz_regressions;
 mod keys;

@@ -7,6 +7,7 @@
 //! included ([`super::isomp4`]), so the same audio keeps the same timing in every format. Channels
 //! are averaged into mono.
 
+use super::guard::Front;
 use super::{Limits, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 use symphonia::core::audio::{Audio, AudioBuffer, GenericAudioBufferRef, sample::Sample};
 use symphonia::core::codecs::CodecParameters;
@@ -16,11 +17,13 @@ use symphonia::core::errors::Error as SymErr;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::well_known::FORMAT_ID_ADTS;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
-use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::packet::Packet;
 use vadflow_common::{Failure, Reason};
 
+/// The error of a file no native demuxer recognises.
+pub const NOT_RECOGNISED: &str = "not a recognised audio format (no known container signature)";
 /// Undecodable packets tolerated (and skipped) before the file is declared invalid.
 const MAX_BAD_PACKETS: u32 = 10;
 /// Delay of the MPEG audio synthesis filterbank, in samples.
@@ -28,8 +31,8 @@ const MPA_FILTERBANK_DELAY: u64 = 481;
 /// Longest Opus packet: 120 ms at 48 kHz.
 const OPUS_MAX_FRAME_48K: usize = 5760;
 
-/// A streaming decoder producing mono samples.
-pub struct Decoder {
+/// The native streaming decoder, producing mono samples.
+pub struct Native {
     format: Box<dyn FormatReader>,
     track_id: u32,
     codec: Codec,
@@ -69,9 +72,9 @@ impl Trim {
     }
 }
 
-impl std::fmt::Debug for Decoder {
+impl std::fmt::Debug for Native {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decoder")
+        f.debug_struct("Native")
             .field("codec", &self.codec_name)
             .field("sample_rate", &self.sample_rate)
             .field("channels", &self.channels)
@@ -106,18 +109,18 @@ fn from_symphonia(e: SymErr) -> Failure {
     }
 }
 
-impl Decoder {
-    /// Probes the container and opens the first audio track.
+impl Native {
+    /// Probes the container (past its front door, [`super::guard`]) and opens the first audio
+    /// track.
     ///
     /// `extension` is a hint (from the key or file name). `preferred_rate` is the rate the
     /// caller will resample to; codecs that can decode directly at that rate (Opus) do so.
     pub fn open(
-        source: Box<dyn MediaSource>,
+        front: Front,
         extension: Option<&str>,
         limits: &Limits,
         preferred_rate: u32,
-    ) -> Result<Decoder, Failure> {
-        let front = super::guard::guard(source, limits)?;
+    ) -> Result<Native, Failure> {
         let source = front.source;
         let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
         let mut hint = Hint::new();
@@ -133,12 +136,16 @@ impl Decoder {
             )
             .map_err(|e| match e {
                 SymErr::Unsupported(what) if what.contains("no suitable format reader") => {
-                    invalid("not a recognised audio format (no known container signature)")
+                    invalid(NOT_RECOGNISED)
                 }
                 SymErr::Unsupported(what) if what.contains("unsupported") => {
                     Failure::new(Reason::UnsupportedCodec, format!("unsupported: {what}"))
                 }
                 SymErr::Unsupported(what) => invalid(format!("not valid audio: {what}")),
+                // The probe read to the end without finding a container it knows.
+                SymErr::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    invalid(NOT_RECOGNISED)
+                }
                 other => from_symphonia(other),
             })?;
         let track = format
@@ -199,7 +206,7 @@ impl Decoder {
             .max_duration
             .as_secs()
             .saturating_mul(u64::from(sample_rate));
-        let mut decoder = Decoder {
+        let mut decoder = Native {
             format,
             track_id,
             codec,
@@ -320,7 +327,7 @@ impl Decoder {
     }
 }
 
-fn too_long(limits: &Limits) -> Failure {
+pub(super) fn too_long(limits: &Limits) -> Failure {
     Failure::new(
         Reason::LimitExceeded,
         format!(

@@ -70,6 +70,9 @@ pub struct Front {
     pub source: Box<dyn MediaSource>,
     /// An MP4's edit (priming and duration), for gapless decoding.
     pub edit: Option<isomp4::Edit>,
+    /// The container is read with seeks (MP4, CAF): `source` is seekable (a spool file if the
+    /// input was a one-way stream).
+    pub needs_seek: bool,
 }
 
 /// Reads ahead, validates what it recognises, and returns a source that replays everything.
@@ -117,7 +120,11 @@ pub fn guard(mut inner: Box<dyn MediaSource>, limits: &Limits) -> Result<Front, 
     } else {
         None
     };
-    Ok(Front { source, edit })
+    Ok(Front {
+        source,
+        edit,
+        needs_seek: must_spool,
+    })
 }
 
 fn le16(b: &[u8], at: usize) -> u16 {
@@ -150,6 +157,7 @@ fn check_wave(head: &[u8], limits: &Limits) -> Result<(), Failure> {
             if body + 16 > head.len() {
                 return Ok(());
             }
+            let tag = le16(head, body);
             let channels = le16(head, body + 2);
             let rate = le32(head, body + 4);
             let bits = le16(head, body + 14);
@@ -173,7 +181,10 @@ fn check_wave(head: &[u8], limits: &Limits) -> Result<(), Failure> {
                     ),
                 ));
             }
-            if bits == 0 || bits > 64 {
+            // PCM, float and extensible formats need a sample size; compressed ones (GSM 6.10,
+            // for one) declare 0.
+            let pcm = matches!(tag, 0x0001 | 0x0003 | 0xFFFE);
+            if (pcm && bits == 0) || bits > 64 {
                 return Err(invalid(format!("{bits} bits per sample is not valid")));
             }
             return Ok(());

@@ -5,6 +5,8 @@
 //! distributed worker and local mode.
 
 pub mod decode;
+pub mod decoder;
+pub mod ffmpeg;
 pub mod guard;
 pub mod isomp4;
 pub mod pipeline;

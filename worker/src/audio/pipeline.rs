@@ -4,7 +4,7 @@
 //! This is blocking, CPU-bound code: the worker runs it in `spawn_blocking`, local mode on its
 //! own threads.
 
-use super::decode::Decoder;
+use super::decoder::{Decoder, DecoderChoice};
 use super::resample::Resampler;
 use super::segment::{Segment, SegmentParams, Segmenter};
 use super::vad::{VadParams, to_i16};
@@ -21,6 +21,7 @@ pub struct Params {
     pub vad: VadParams,
     pub segment: SegmentParams,
     pub limits: Limits,
+    pub decoder: DecoderChoice,
 }
 
 impl Params {
@@ -30,6 +31,10 @@ impl Params {
         self.segment.validate(self.vad.frame_duration())?;
         if self.limits.max_channels == 0 || self.limits.max_input_bytes == 0 {
             return Err("limits must be positive".into());
+        }
+        if self.decoder.mode == super::decoder::DecoderMode::Ffmpeg && self.decoder.ffmpeg.is_none()
+        {
+            return Err("--decoder ffmpeg needs ffmpeg on the PATH, or --ffmpeg PATH".into());
         }
         Ok(())
     }
@@ -58,7 +63,7 @@ pub struct Sinks<'a> {
 /// What the source was.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SourceInfo {
-    pub codec: &'static str,
+    pub codec: String,
     pub sample_rate: u32,
     pub channels: usize,
 }
@@ -209,7 +214,8 @@ pub fn analyze(
 ) -> Result<Analysis, Failure> {
     let real_cause = |f: Failure| status.and_then(SourceStatus::failure).unwrap_or(f);
     let rate = params.vad.sample_rate;
-    let mut decoder = Decoder::open(source, extension, &params.limits, rate).map_err(real_cause)?;
+    let mut decoder = Decoder::open(source, extension, &params.limits, rate, &params.decoder)
+        .map_err(real_cause)?;
     let mut resampler = Resampler::new(decoder.sample_rate(), rate)?;
     let engine = params.vad.engine()?;
     let frame_len = engine.frame_len();

@@ -217,7 +217,7 @@ mod tests {
     fn analysis() -> Analysis {
         Analysis {
             source: SourceInfo {
-                codec: "pcm_s16le",
+                codec: "pcm_s16le".to_owned(),
                 sample_rate: 44_100,
                 channels: 2,
             },
