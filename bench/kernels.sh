@@ -2,8 +2,9 @@
 # Kernel benchmarks, one thread each, vadflow and the Python references in the same run:
 #   - VAD core on 1 hour of 16 kHz speech: WebRTC against py-webrtcvad's raw per-frame loop,
 #     Silero (blocks, and one frame at a time) against PyPI onnxruntime on the same model;
-#   - decode + resample to 16 kHz, per format (WAV, FLAC, MP3, Vorbis, Opus; 10 minutes of
-#     44.1 kHz stereo speech, Opus 48 kHz) against soundfile + soxr.
+#   - decode + resample to 16 kHz, per format (WAV, FLAC, MP3, Vorbis, Opus, MP4 AAC and ALAC,
+#     ADTS, WebM Opus, MP3 in Matroska, AIFF, CAF, MP2; 10 minutes of 44.1 kHz stereo speech,
+#     Opus 48 kHz) against soundfile + soxr, or ffmpeg where libsndfile has no reader.
 # Prints the table: real-time factor per core (audio seconds per second of one core) and ratios.
 #   bench/kernels.sh [--runs N]        (default: 5 runs, medians)
 set -euo pipefail
@@ -27,6 +28,18 @@ if [ ! -f "$work/formats/speech.opus" ]; then
   ffmpeg -v error -y -i "$src" -c:a libmp3lame -b:a 128k "$work/formats/speech.mp3"
   ffmpeg -v error -y -i "$src" -c:a libvorbis -q:a 4 "$work/formats/speech.ogg"
   ffmpeg -v error -y -i "$src" -ar 48000 -c:a libopus -b:a 48k "$work/formats/speech.opus"
+fi
+# The containers of #12: MP4 (AAC, ALAC), ADTS, WebM (Opus), Matroska (MP3), AIFF, CAF, MP2.
+if [ ! -f "$work/formats/speech.mp2" ]; then
+  src="$work/formats/speech.wav"
+  ffmpeg -v error -y -i "$src" -c:a aac -b:a 96k "$work/formats/speech.m4a"
+  ffmpeg -v error -y -i "$src" -c:a alac "$work/formats/speech-alac.m4a"
+  ffmpeg -v error -y -i "$src" -c:a aac -b:a 96k "$work/formats/speech.aac"
+  ffmpeg -v error -y -i "$src" -ar 48000 -c:a libopus -b:a 48k "$work/formats/speech.webm"
+  ffmpeg -v error -y -i "$src" -c:a libmp3lame -b:a 128k "$work/formats/speech-mp3.mkv"
+  ffmpeg -v error -y -i "$src" -c:a pcm_s16be "$work/formats/speech.aiff"
+  ffmpeg -v error -y -i "$src" -c:a pcm_s16le "$work/formats/speech.caf"
+  ffmpeg -v error -y -i "$src" -c:a mp2 -b:a 192k "$work/formats/speech.mp2"
 fi
 
 echo "bench: reference (Python, one thread), $runs runs each" >&2

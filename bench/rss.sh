@@ -2,13 +2,17 @@
 # Peak memory of one job: the worker's peak RSS (VmHWM) on a 1-hour and a 10-hour FLAC input
 # (16 kHz mono speech), each processed by a fresh worker process through the real RabbitMQ, S3
 # server and PostgreSQL; then the same for local mode (`worker vad`). Prints the figures and the
-# 10 h / 1 h ratio.
-#   bench/rss.sh [HOURS...]        (default: 1 10)
+# 10 h / 1 h ratio. `--format m4a` uses AAC in MP4 instead, with the index (`moov`) after the
+# media data as ffmpeg writes it: the worker spools it from S3 to a temporary file.
+#   bench/rss.sh [--format flac|m4a] [HOURS...]        (default: flac, 1 10)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 . deploy/local/env.sh
 deploy/local/up.sh >/dev/null
+format=flac
+if [ "${1:-}" = "--format" ]; then format="$2"; shift 2; fi
+case "$format" in flac | m4a) ;; *) echo "rss: --format flac or m4a" >&2; exit 2 ;; esac
 hours=("$@")
 [ ${#hours[@]} -gt 0 ] || hours=(1 10)
 
@@ -33,7 +37,16 @@ for h in "${hours[@]}"; do
     mkdir -p "$in"
     bench/speech.sh "$file" "$((h * 3600))"
   fi
-  dur="$(soxi -D "$file")"
+  if [ "$format" = m4a ]; then
+    flac_file="$file"
+    in="$work/in-${h}h-m4a"
+    file="$in/speech-${h}h.m4a"
+    if [ ! -f "$file" ]; then
+      mkdir -p "$in"
+      ffmpeg -v error -y -i "$flac_file" -c:a aac -b:a 64k "$file"
+    fi
+  fi
+  dur="$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$file")"
   size="$(stat -c %s "$file")"
 
   "$bin/vadflow-demo" reset >/dev/null
@@ -51,8 +64,8 @@ for h in "${hours[@]}"; do
   kill -TERM "$worker" "$collect"
   wait "$worker" "$collect" || true
   status="$(psql "$DATABASE_URL" -Atc "SELECT status FROM $VADFLOW_DB_SCHEMA.audio_files")"
-  printf 'distributed %3sh: audio %.0f s, %s MB FLAC, status %s, wall %.1f s, worker peak RSS %.1f MiB\n' \
-    "$h" "$dur" "$((size / 1000000))" "$status" "$(echo "$end - $start" | bc)" "$(echo "$peak / 1024" | bc -l)"
+  printf 'distributed %3sh: audio %.0f s, %s MB %s, status %s, wall %.1f s, worker peak RSS %.1f MiB\n' \
+    "$h" "$dur" "$((size / 1000000))" "$format" "$status" "$(echo "$end - $start" | bc)" "$(echo "$peak / 1024" | bc -l)"
   echo "$h $peak" >>"$work/distributed.txt.new"
 
   out="$(mktemp -d)"

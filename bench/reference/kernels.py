@@ -4,7 +4,8 @@
 - silero_onnxruntime: Silero VAD with PyPI onnxruntime (one thread) on the sequence model,
   in blocks of 512 frames, as silero-vad's own SileroVADSequence does;
 - decode NAME: soundfile (libsndfile) decode, downmix and soxr resampling to 16 kHz, per file,
-  as the seed design does.
+  as the seed design does; for what libsndfile does not read (MP4/AAC, ADTS, Matroska/WebM),
+  ffmpeg's own decoder and resampler on one thread, read into this process.
 
 Usage: python kernels.py --audio 1h.wav --model silero.onnx --formats DIR [--runs N]
 """
@@ -13,6 +14,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import time
 import wave
 
@@ -45,11 +47,34 @@ def webrtcvad_loop(pcm, rate):
 
 
 def decode(path):
+    """soundfile (libsndfile) + soxr where libsndfile reads the format, else ffmpeg itself."""
     import soundfile
     import soxr
 
-    x, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    try:
+        x, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except soundfile.LibsndfileError:
+        return decode_ffmpeg(path)
     return soxr.resample(x.mean(axis=1), rate, 16000)
+
+
+def decode_ffmpeg(path):
+    """ffmpeg's decoder and resampler, one thread, mono float at 16 kHz into this process."""
+    out = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-i", path,
+         "-map", "0:a:0", "-ac", "1", "-ar", "16000", "-f", "f32le", "-"],
+        check=True, capture_output=True).stdout
+    return np.frombuffer(out, dtype="<f4")
+
+
+def decoder_name(path):
+    import soundfile
+
+    try:
+        soundfile.info(path)
+        return "soundfile + soxr"
+    except soundfile.LibsndfileError:
+        return "ffmpeg 1 thread"
 
 
 def main():
@@ -87,7 +112,7 @@ def main():
             path = os.path.join(a.formats, name)
             n = len(decode(path))
             out[f"decode {name}"] = {
-                "name": "soundfile + soxr",
+                "name": decoder_name(path),
                 "audio_s": n / 16000,
                 "median_s": median_s(a.runs, lambda: decode(path)),
             }
