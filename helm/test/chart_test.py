@@ -150,6 +150,10 @@ decoders = {d: find(render("--set", f"worker.decoder={d}") if d != "default" els
             ["data"]["VADFLOW_DECODER"] for d in ("default", "native", "ffmpeg")}
 check(decoders == {"default": "auto", "native": "native", "ffmpeg": "ffmpeg"},
       f"VADFLOW_DECODER from worker.decoder: {decoders}")
+chans = {c: find(render("--set", f"worker.channels={c}") if c != "default" else render(), "ConfigMap")[0]
+         ["data"]["VADFLOW_CHANNELS"] for c in ("default", "separate", "auto")}
+check(chans == {"default": "mix", "separate": "separate", "auto": "auto"},
+      f"VADFLOW_CHANNELS from worker.channels: {chans}")
 bad = subprocess.run([HELM, "template", "t", CHART, "--set", "worker.decoder=gstreamer"], capture_output=True, text=True)
 check(bad.returncode != 0, "values.schema.json refuses an unknown decoder")
 # Concurrency is explicit by default: without a CPU limit, "per CPU" would mean the node's CPUs.

@@ -62,6 +62,7 @@ fn decode_only(path: &Path) -> (Vec<f32>, u32) {
         &limits,
         16_000,
         &DecoderChoice::default(),
+        1,
     )
     .expect("open");
     let mut out = Vec::new();
@@ -80,6 +81,7 @@ fn decode(path: &Path) -> Vec<f32> {
         &limits,
         16_000,
         &DecoderChoice::default(),
+        1,
     )
     .expect("open");
     let mut rs = Resampler::new(dec.sample_rate(), 16_000).expect("resampler");

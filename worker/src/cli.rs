@@ -1,6 +1,7 @@
 //! Command-line interface of `worker`. Every flag has an environment fallback.
 
 use crate::audio::Limits;
+use crate::audio::channels::{ChannelChoice, ChannelMode};
 use crate::audio::decoder::{DecoderChoice, DecoderMode};
 use crate::audio::ffmpeg;
 use crate::audio::pipeline::Params;
@@ -8,7 +9,7 @@ use crate::audio::render::Outputs;
 use crate::audio::segment::SegmentParams;
 use crate::audio::vad::{EngineKind, VadParams};
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use vadflow_common::config::{AmqpArgs, parse_duration};
 use vadflow_common::s3::S3Args;
@@ -221,6 +222,16 @@ pub struct AnalysisArgs {
     #[arg(long, env = "VADFLOW_FFMPEG")]
     pub ffmpeg: Option<PathBuf>,
 
+    /// Channels: mix (average them), separate (one VAD per channel; every segment names its
+    /// channel) or auto (separate a 2-channel file whose channels differ, such as a call; mix a
+    /// stereo copy of mono).
+    #[arg(long, env = "VADFLOW_CHANNELS", value_enum, default_value = "mix")]
+    pub channels: ChannelMode,
+
+    /// Most channels analysed separately; a file with more is mixed.
+    #[arg(long, env = "VADFLOW_MAX_SEPARATE_CHANNELS", default_value_t = ChannelChoice::default().max_separate)]
+    pub max_separate_channels: usize,
+
     /// ffmpeg is killed after this long on one file.
     #[arg(long, env = "VADFLOW_FFMPEG_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
     pub ffmpeg_timeout: Duration,
@@ -277,6 +288,10 @@ impl AnalysisArgs {
                 },
                 ffmpeg_timeout: self.ffmpeg_timeout,
             },
+            channels: ChannelChoice {
+                mode: self.channels,
+                max_separate: self.max_separate_channels,
+            },
         };
         params
             .validate()
@@ -320,7 +335,17 @@ mod tests {
             panic!("local mode")
         };
         let (params, outputs) = args.analysis.resolve().expect("valid defaults");
-        assert_eq!(params, Params::default());
+        // The one setting found on the machine: ffmpeg on the PATH, if any.
+        let found = ffmpeg::locate(None).expect("no --ffmpeg");
+        assert_eq!(params.decoder.ffmpeg.map(Path::to_path_buf), found);
+        let without_ffmpeg = Params {
+            decoder: DecoderChoice {
+                ffmpeg: None,
+                ..params.decoder
+            },
+            ..params
+        };
+        assert_eq!(without_ffmpeg, Params::default());
         assert_eq!(outputs, Outputs::default());
     }
 

@@ -245,6 +245,7 @@ fn evaluate(corpus: &Path, python: &Path, params: &Params) -> anyhow::Result<()>
         segment: SegmentParams::for_engine(EngineKind::Silero),
         limits: params.limits,
         decoder: params.decoder,
+        channels: params.channels,
     };
     println!(
         "Corpus: {} files, {:.1} min of audio per condition. vadflow: engine {}, mode {mode}, frame {} ms, \

@@ -4,6 +4,7 @@
 //! parallel.
 
 mod bad_input;
+mod channels;
 mod collect;
 mod containers;
 mod dlq;

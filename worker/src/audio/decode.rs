@@ -46,6 +46,8 @@ pub struct Native {
     interleaved: Vec<f32>,
     codec_name: &'static str,
     trim: Trim,
+    /// Channels in the output: 1 (averaged), or all of the source's, interleaved.
+    out_channels: usize,
 }
 
 /// Frames the container says are not part of the audio (an MP4's edit list): priming at the
@@ -57,16 +59,17 @@ struct Trim {
 }
 
 impl Trim {
-    /// Applies to the frames appended to `out` after `before`.
-    fn apply(&mut self, out: &mut Vec<f32>, before: usize) {
-        let skip = (self.skip as usize).min(out.len() - before);
+    /// Applies to the frames (of `channels` interleaved samples) appended to `out` after
+    /// `before`.
+    fn apply(&mut self, out: &mut Vec<f32>, before: usize, channels: usize) {
+        let skip = (self.skip as usize).min((out.len() - before) / channels);
         if skip > 0 {
-            out.drain(before..before + skip);
+            out.drain(before..before + skip * channels);
             self.skip -= skip as u64;
         }
         if let Some(keep) = &mut self.keep {
-            let n = (out.len() - before).min(*keep as usize);
-            out.truncate(before + n);
+            let n = ((out.len() - before) / channels).min(*keep as usize);
+            out.truncate(before + n * channels);
             *keep -= n as u64;
         }
     }
@@ -89,8 +92,10 @@ enum Codec {
 
 struct OpusState {
     decoder: opus::Decoder,
-    /// Samples still to drop at the start (pre-skip), at the decode rate.
+    /// Samples still to drop at the start (pre-skip), at the decode rate, all channels.
     skip: usize,
+    /// Channels decoded (1, or 2 interleaved).
+    width: usize,
     buf: Vec<f32>,
 }
 
@@ -111,7 +116,8 @@ fn from_symphonia(e: SymErr) -> Failure {
 
 impl Native {
     /// Probes the container (past its front door, [`super::guard`]) and opens the first audio
-    /// track.
+    /// track. A source of 2 to `keep_channels` channels is decoded with its channels interleaved
+    /// ([`Native::out_channels`]); any other is averaged to mono.
     ///
     /// `extension` is a hint (from the key or file name). `preferred_rate` is the rate the
     /// caller will resample to; codecs that can decode directly at that rate (Opus) do so.
@@ -120,6 +126,7 @@ impl Native {
         extension: Option<&str>,
         limits: &Limits,
         preferred_rate: u32,
+        keep_channels: usize,
     ) -> Result<Native, Failure> {
         let source = front.source;
         let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
@@ -176,8 +183,15 @@ impl Native {
                 ),
             ));
         }
+        let keep = |n: usize| {
+            if (2..=keep_channels).contains(&n) {
+                n
+            } else {
+                1
+            }
+        };
         let (codec, sample_rate, channels, codec_name) = if params.codec == CODEC_ID_OPUS {
-            let (state, rate, channels) = open_opus(&params, preferred_rate)?;
+            let (state, rate, channels) = open_opus(&params, preferred_rate, keep_channels)?;
             (Codec::Opus(state), rate, channels, "opus")
         } else {
             let rate = params
@@ -219,6 +233,7 @@ impl Native {
             interleaved: Vec::new(),
             codec_name,
             trim: Trim::default(),
+            out_channels: keep(channels),
         };
         if let (Some(edit), Codec::Symphonia(_)) = (front.edit, &decoder.codec) {
             decoder.trim = Trim {
@@ -259,8 +274,13 @@ impl Native {
         self.codec_name
     }
 
-    /// Decodes the next packet and appends its mono samples to `out`. Returns `false` at the end
-    /// of the stream.
+    /// Channels in the output of [`Native::next_block`]: 1, or the source's, interleaved.
+    pub fn out_channels(&self) -> usize {
+        self.out_channels
+    }
+
+    /// Decodes the next packet and appends its samples (mono, or [`Native::out_channels`]
+    /// interleaved) to `out`. Returns `false` at the end of the stream.
     pub fn next_block(&mut self, out: &mut Vec<f32>, limits: &Limits) -> Result<bool, Failure> {
         loop {
             let packet = match self.format.next_packet() {
@@ -282,6 +302,9 @@ impl Native {
             }
             let before = out.len();
             let decoded = match &mut self.codec {
+                Codec::Symphonia(dec) if self.out_channels > 1 => {
+                    decode_interleaved(dec.as_mut(), &packet, &mut self.interleaved, out)
+                }
                 Codec::Symphonia(dec) => {
                     decode_symphonia(dec.as_mut(), &packet, &mut self.interleaved, out)
                 }
@@ -296,11 +319,11 @@ impl Native {
                 }
                 continue;
             }
-            self.frames_out += (out.len() - before) as u64;
+            self.frames_out += ((out.len() - before) / self.out_channels) as u64;
             if self.frames_out > self.max_frames {
                 return Err(too_long(limits));
             }
-            self.trim.apply(out, before);
+            self.trim.apply(out, before, self.out_channels);
             if out.len() > before {
                 return Ok(true);
             }
@@ -382,6 +405,20 @@ fn decode_symphonia(
     Ok(())
 }
 
+/// Appends the channels of the next packet, interleaved, to `out`.
+fn decode_interleaved(
+    dec: &mut dyn AudioDecoder,
+    packet: &Packet,
+    interleaved: &mut Vec<f32>,
+    out: &mut Vec<f32>,
+) -> Result<(), String> {
+    let buf = dec.decode(packet).map_err(|e| e.to_string())?;
+    interleaved.clear();
+    buf.copy_to_vec_interleaved::<f32>(interleaved);
+    out.extend_from_slice(interleaved);
+    Ok(())
+}
+
 /// Averages the planes of `buf` into mono, appending to `out`.
 fn downmix_planes<S: Sample>(buf: &AudioBuffer<S>, out: &mut Vec<f32>, to_f32: impl Fn(S) -> f32) {
     let planes = buf.num_planes().max(1);
@@ -440,6 +477,7 @@ fn parse_opus_head(data: &[u8]) -> Result<OpusHead, Failure> {
 fn open_opus(
     params: &symphonia::core::codecs::audio::AudioCodecParameters,
     preferred_rate: u32,
+    keep_channels: usize,
 ) -> Result<(OpusState, u32, usize), Failure> {
     let head = parse_opus_head(params.extra_data.as_deref().unwrap_or_default())?;
     if head.mapping_family != 0 || !(1..=2).contains(&head.channels) {
@@ -457,19 +495,27 @@ fn open_opus(
     } else {
         48_000
     };
-    // A mono decoder downmixes stereo streams itself.
-    let mut decoder = opus::Decoder::new(rate, opus::Channels::Mono)
+    // A mono decoder downmixes stereo streams itself; a stereo one keeps both channels.
+    let stereo = head.channels == 2 && keep_channels >= 2;
+    let layout = if stereo {
+        opus::Channels::Stereo
+    } else {
+        opus::Channels::Mono
+    };
+    let mut decoder = opus::Decoder::new(rate, layout)
         .map_err(|e| invalid(format!("cannot create an Opus decoder: {e}")))?;
     if head.output_gain != 0 {
         decoder
             .set_gain(i32::from(head.output_gain))
             .map_err(|e| invalid(format!("invalid Opus output gain: {e}")))?;
     }
-    let skip = usize::from(head.pre_skip) * rate as usize / 48_000;
+    let width = if stereo { 2 } else { 1 };
+    let skip = usize::from(head.pre_skip) * rate as usize / 48_000 * width;
     let state = OpusState {
         decoder,
         skip,
-        buf: vec![0.0; OPUS_MAX_FRAME_48K * rate as usize / 48_000],
+        width,
+        buf: vec![0.0; OPUS_MAX_FRAME_48K * rate as usize / 48_000 * width],
     };
     Ok((state, rate, usize::from(head.channels)))
 }
@@ -483,9 +529,10 @@ fn decode_opus(
     let n = state
         .decoder
         .decode_float(&packet.data, &mut state.buf, false)
-        .map_err(|e| format!("opus: {e}"))?;
+        .map_err(|e| format!("opus: {e}"))?
+        * state.width;
     let to_rate = |ticks_48k: u64| (ticks_48k * u64::from(rate) / 48_000) as usize;
-    let trim_end = to_rate(packet.trim_end.get()).min(n);
+    let trim_end = (to_rate(packet.trim_end.get()) * state.width).min(n);
     let mut samples = &state.buf[..n - trim_end];
     let skip = state.skip.min(samples.len());
     samples = &samples[skip..];

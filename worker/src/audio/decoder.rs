@@ -65,13 +65,15 @@ pub enum Decoder {
 
 impl Decoder {
     /// Opens `source` with the decoder `choice` picks. `preferred_rate` is the VAD rate (ffmpeg
-    /// and Opus decode straight to it).
+    /// and Opus decode straight to it). A native decoder keeps 2 to `keep_channels` channels
+    /// apart ([`Decoder::out_channels`]); ffmpeg always averages them.
     pub fn open(
         source: Box<dyn MediaSource>,
         extension: Option<&str>,
         limits: &Limits,
         preferred_rate: u32,
         choice: &DecoderChoice,
+        keep_channels: usize,
     ) -> Result<Decoder, Failure> {
         let front = guard(source, limits)?;
         let ffmpeg = |input: Box<dyn Read + Send>, seek: bool, program: &Path| {
@@ -94,7 +96,7 @@ impl Decoder {
                     edit: front.edit,
                     needs_seek: seek,
                 };
-                match Native::open(attempt, extension, limits, preferred_rate) {
+                match Native::open(attempt, extension, limits, preferred_rate, keep_channels) {
                     Ok(native) => {
                         rewind.stop_recording();
                         Ok(Decoder::Native(native))
@@ -110,7 +112,7 @@ impl Decoder {
                     Err(f) => Err(f),
                 }
             }
-            (mode, _) => Native::open(front, extension, limits, preferred_rate)
+            (mode, _) => Native::open(front, extension, limits, preferred_rate, keep_channels)
                 .map(Decoder::Native)
                 .map_err(|f| with_ffmpeg_hint(f, mode)),
         }
@@ -132,6 +134,14 @@ impl Decoder {
         }
     }
 
+    /// Channels in the output of [`Decoder::next_block`]: 1, or the source's, interleaved.
+    pub fn out_channels(&self) -> usize {
+        match self {
+            Decoder::Native(n) => n.out_channels(),
+            Decoder::Ffmpeg { .. } => 1,
+        }
+    }
+
     /// Name of the codec, e.g. `pcm_s16le`, `mp3`, `ffmpeg:gsm_ms`.
     pub fn codec_name(&self) -> String {
         match self {
@@ -140,7 +150,8 @@ impl Decoder {
         }
     }
 
-    /// Appends the next mono samples to `out`; `false` at the end of the stream.
+    /// Appends the next samples (mono, or [`Decoder::out_channels`] interleaved) to `out`;
+    /// `false` at the end of the stream.
     pub fn next_block(&mut self, out: &mut Vec<f32>, limits: &Limits) -> Result<bool, Failure> {
         match self {
             Decoder::Native(n) => n.next_block(out, limits),

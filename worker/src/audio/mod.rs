@@ -4,6 +4,7 @@
 //! length of the audio. [`pipeline::analyze`] wires them together; the same function serves the
 //! distributed worker and local mode.
 
+pub mod channels;
 pub mod decode;
 pub mod decoder;
 pub mod ffmpeg;

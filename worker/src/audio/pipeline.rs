@@ -4,6 +4,7 @@
 //! This is blocking, CPU-bound code: the worker runs it in `spawn_blocking`, local mode on its
 //! own threads.
 
+use super::channels::{AUTO_WINDOW_S, ChannelChoice, ChannelMode, same_signal};
 use super::decoder::{Decoder, DecoderChoice};
 use super::resample::Resampler;
 use super::segment::{Segment, SegmentParams, Segmenter};
@@ -22,6 +23,7 @@ pub struct Params {
     pub segment: SegmentParams,
     pub limits: Limits,
     pub decoder: DecoderChoice,
+    pub channels: ChannelChoice,
 }
 
 impl Params {
@@ -77,6 +79,8 @@ pub struct Analysis {
     pub total_samples: u64,
     pub frames: u64,
     pub speech_frames: u64,
+    /// The channels were analysed separately: each segment names its channel.
+    pub separate_channels: bool,
     pub segments: Vec<Segment>,
 }
 
@@ -113,7 +117,11 @@ impl Ring {
     }
 }
 
-struct Run<'a, 'b> {
+/// The analysis of one signal (the mix, or one channel): **vad → segment**, and the rendering
+/// of its segments as they become final.
+struct Run {
+    /// The 1-based channel, when channels are analysed separately.
+    channel: Option<u16>,
     engine: Box<dyn super::vad::Engine>,
     frame_len: usize,
     /// Frames scored at once (the engine's preference).
@@ -124,8 +132,6 @@ struct Run<'a, 'b> {
     segmenter: Segmenter,
     pending: Vec<f32>,
     ring: Option<Ring>,
-    sinks: &'a mut Sinks<'b>,
-    segments: Vec<Segment>,
     frames: u64,
     speech_frames: u64,
     total: u64,
@@ -133,19 +139,51 @@ struct Run<'a, 'b> {
     scratch: Vec<i16>,
 }
 
-impl Run<'_, '_> {
-    fn feed(&mut self, samples: &[f32]) -> Result<(), Failure> {
+/// Where every run's results go: the shared sinks and the segment list.
+struct Out<'a, 'b> {
+    sinks: &'a mut Sinks<'b>,
+    segments: Vec<Segment>,
+}
+
+impl Run {
+    fn new(params: &Params, keep_audio: bool, channel: Option<u16>) -> Result<Run, Failure> {
+        let rate = params.vad.sample_rate;
+        let engine = params.vad.engine()?;
+        let frame_len = engine.frame_len();
+        let block_frames = engine.block_frames().max(1);
+        Ok(Run {
+            channel,
+            segmenter: Segmenter::new(&params.segment, rate, frame_len),
+            engine,
+            frame_len,
+            block_frames,
+            threshold: params.segment.threshold,
+            block_scores: Vec::with_capacity(block_frames),
+            pending: Vec::with_capacity(frame_len * (block_frames + 1)),
+            ring: keep_audio.then(|| Ring {
+                base: 0,
+                samples: VecDeque::new(),
+            }),
+            frames: 0,
+            speech_frames: 0,
+            total: 0,
+            sample_rate: rate,
+            scratch: Vec::new(),
+        })
+    }
+
+    fn feed(&mut self, samples: &[f32], out: &mut Out<'_, '_>) -> Result<(), Failure> {
         self.total += samples.len() as u64;
         if let Some(ring) = &mut self.ring {
             ring.samples.extend(samples.iter().map(|&x| to_i16(x)));
         }
         self.pending.extend_from_slice(samples);
-        self.score_pending(false)
+        self.score_pending(false, out)
     }
 
     /// Scores the pending whole frames, in blocks of the engine's size (all of them at the end
     /// of the stream), and segments them.
-    fn score_pending(&mut self, end_of_stream: bool) -> Result<(), Failure> {
+    fn score_pending(&mut self, end_of_stream: bool, out: &mut Out<'_, '_>) -> Result<(), Failure> {
         let whole = self.pending.len() / self.frame_len;
         let frames = if end_of_stream {
             whole
@@ -162,45 +200,142 @@ impl Run<'_, '_> {
         self.pending.drain(..frames * self.frame_len);
         for &score in &scores {
             self.frames += 1;
-            if let Some(sink) = self.sinks.scores.as_deref_mut() {
+            // Per-frame scores are kept for the first signal only.
+            if self.channel.is_none_or(|c| c == 1)
+                && let Some(sink) = out.sinks.scores.as_deref_mut()
+            {
                 sink.push(score);
             }
             if score >= self.threshold {
                 self.speech_frames += 1;
             }
             self.segmenter.push(score);
-            self.drain_ready()?;
+            self.drain_ready(out)?;
         }
         self.block_scores = scores;
         Ok(())
     }
 
-    fn drain_ready(&mut self) -> Result<(), Failure> {
+    fn finish(&mut self, out: &mut Out<'_, '_>) -> Result<(), Failure> {
+        self.score_pending(true, out)?;
+        self.segmenter.finish(self.total);
+        self.drain_ready(out)
+    }
+
+    fn drain_ready(&mut self, out: &mut Out<'_, '_>) -> Result<(), Failure> {
         let ready: Vec<Segment> = self.segmenter.take_ready().collect();
-        for seg in ready {
+        for mut seg in ready {
+            seg.channel = self.channel;
             if let Some(ring) = &self.ring {
                 let (iter, len) = ring.range(&seg);
                 self.scratch.clear();
                 self.scratch.reserve(len);
                 self.scratch.extend(iter);
-                if let Some(speech) = self.sinks.speech.as_deref_mut() {
+                if let Some(speech) = out.sinks.speech.as_deref_mut() {
                     speech.write(&self.scratch)?;
                 }
-                if let Some(clips) = self.sinks.clips.as_deref_mut() {
+                if let Some(clips) = out.sinks.clips.as_deref_mut() {
                     clips.clip(
-                        self.segments.len(),
+                        out.segments.len(),
                         &seg,
                         wav::encode(self.sample_rate, &self.scratch),
                     )?;
                 }
             }
-            self.segments.push(seg);
+            out.segments.push(seg);
         }
         if let Some(ring) = &mut self.ring {
             ring.trim_before(self.segmenter.earliest_needed());
         }
         Ok(())
     }
+}
+
+/// One decoded channel (or the mix) on its way to the VAD rate.
+struct Lane {
+    resampler: Resampler,
+    block: Vec<f32>,
+    resampled: Vec<f32>,
+}
+
+/// How the lanes are analysed: not yet known (`auto`, gathering its window), mixed, or one run
+/// per lane.
+enum Runs {
+    Deciding { held: Vec<Vec<f32>> },
+    Mixed(Box<Run>),
+    Separate(Vec<Run>),
+}
+
+impl Runs {
+    fn feed(
+        &mut self,
+        lanes: &[Lane],
+        params: &Params,
+        keep_audio: bool,
+        out: &mut Out<'_, '_>,
+        end: bool,
+    ) -> Result<(), Failure> {
+        match self {
+            Runs::Mixed(run) if lanes.len() == 1 => run.feed(&lanes[0].resampled, out),
+            Runs::Mixed(run) => run.feed(&mix(lanes.iter().map(|l| &l.resampled[..])), out),
+            Runs::Separate(runs) => {
+                for (run, lane) in runs.iter_mut().zip(lanes) {
+                    run.feed(&lane.resampled, out)?;
+                }
+                Ok(())
+            }
+            Runs::Deciding { held } => {
+                for (h, lane) in held.iter_mut().zip(lanes) {
+                    h.extend_from_slice(&lane.resampled);
+                }
+                let window = (AUTO_WINDOW_S * params.vad.sample_rate) as usize;
+                if held[0].len() < window && !end {
+                    return Ok(());
+                }
+                let held = std::mem::take(held);
+                *self = if same_signal(&held[0], &held[1]) {
+                    let mut run = Run::new(params, keep_audio, None)?;
+                    run.feed(&mix(held.iter().map(|h| &h[..])), out)?;
+                    Runs::Mixed(Box::new(run))
+                } else {
+                    let mut runs = separate_runs(params, keep_audio, held.len())?;
+                    for (run, h) in runs.iter_mut().zip(&held) {
+                        run.feed(h, out)?;
+                    }
+                    Runs::Separate(runs)
+                };
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(self, out: &mut Out<'_, '_>) -> Result<Vec<Run>, Failure> {
+        let mut runs = match self {
+            Runs::Mixed(run) => vec![*run],
+            Runs::Separate(runs) => runs,
+            Runs::Deciding { .. } => Vec::new(),
+        };
+        for run in &mut runs {
+            run.finish(out)?;
+        }
+        Ok(runs)
+    }
+}
+
+fn separate_runs(params: &Params, keep_audio: bool, n: usize) -> Result<Vec<Run>, Failure> {
+    (1..=n)
+        .map(|c| Run::new(params, keep_audio, Some(c as u16)))
+        .collect()
+}
+
+/// The average of equally long signals.
+fn mix<'a>(signals: impl Iterator<Item = &'a [f32]>) -> Vec<f32> {
+    let signals: Vec<&[f32]> = signals.collect();
+    let len = signals.iter().map(|s| s.len()).min().unwrap_or(0);
+    let scale = 1.0 / signals.len().max(1) as f32;
+    (0..len)
+        .map(|i| signals.iter().map(|s| s[i]).sum::<f32>() * scale)
+        .collect()
 }
 
 /// Analyses one file. `status` is the byte source's status, when the bytes come from a network
@@ -214,48 +349,64 @@ pub fn analyze(
 ) -> Result<Analysis, Failure> {
     let real_cause = |f: Failure| status.and_then(SourceStatus::failure).unwrap_or(f);
     let rate = params.vad.sample_rate;
-    let mut decoder = Decoder::open(source, extension, &params.limits, rate, &params.decoder)
-        .map_err(real_cause)?;
-    let mut resampler = Resampler::new(decoder.sample_rate(), rate)?;
-    let engine = params.vad.engine()?;
-    let frame_len = engine.frame_len();
-    let block_frames = engine.block_frames().max(1);
-    let segmenter = Segmenter::new(&params.segment, rate, frame_len);
+    let keep_channels = params.channels.keep_channels();
+    let mut decoder = Decoder::open(
+        source,
+        extension,
+        &params.limits,
+        rate,
+        &params.decoder,
+        keep_channels,
+    )
+    .map_err(real_cause)?;
+    let width = decoder.out_channels();
     let keep_audio = sinks.speech.is_some() || sinks.clips.is_some();
-    let mut run = Run {
-        engine,
-        frame_len,
-        block_frames,
-        threshold: params.segment.threshold,
-        block_scores: Vec::with_capacity(block_frames),
-        segmenter,
-        pending: Vec::with_capacity(frame_len * (block_frames + 1)),
-        ring: keep_audio.then(|| Ring {
-            base: 0,
-            samples: VecDeque::new(),
-        }),
+    let mut lanes = (0..width)
+        .map(|_| {
+            Ok(Lane {
+                resampler: Resampler::new(decoder.sample_rate(), rate)?,
+                block: Vec::new(),
+                resampled: Vec::new(),
+            })
+        })
+        .collect::<Result<Vec<Lane>, Failure>>()?;
+    let mut runs = match (width, params.channels.mode) {
+        (1, _) | (_, ChannelMode::Mix) => {
+            Runs::Mixed(Box::new(Run::new(params, keep_audio, None)?))
+        }
+        (2, ChannelMode::Auto) => Runs::Deciding {
+            held: vec![Vec::new(); 2],
+        },
+        _ => Runs::Separate(separate_runs(params, keep_audio, width)?),
+    };
+    let mut out = Out {
         sinks: &mut sinks,
         segments: Vec::new(),
-        frames: 0,
-        speech_frames: 0,
-        total: 0,
-        sample_rate: rate,
-        scratch: Vec::new(),
     };
     let mut block = Vec::new();
-    let mut resampled = Vec::new();
     loop {
         block.clear();
-        resampled.clear();
         let more = decoder
             .next_block(&mut block, &params.limits)
             .map_err(real_cause)?;
-        if more {
-            resampler.process(&block, &mut resampled)?;
-        } else {
-            resampler.finish(&mut resampled)?;
+        for (c, lane) in lanes.iter_mut().enumerate() {
+            lane.resampled.clear();
+            // Mono goes straight from the decoder's block; channels are picked out of it.
+            let input = if width == 1 {
+                &block
+            } else {
+                lane.block.clear();
+                lane.block
+                    .extend(block.iter().skip(c).step_by(width).copied());
+                &lane.block
+            };
+            if more {
+                lane.resampler.process(input, &mut lane.resampled)?;
+            } else {
+                lane.resampler.finish(&mut lane.resampled)?;
+            }
         }
-        run.feed(&resampled)?;
+        runs.feed(&lanes, params, keep_audio, &mut out, !more)?;
         if !more {
             break;
         }
@@ -264,9 +415,7 @@ pub fn analyze(
     if let Some(f) = status.and_then(SourceStatus::failure) {
         return Err(f);
     }
-    run.score_pending(true)?;
-    run.segmenter.finish(run.total);
-    run.drain_ready()?;
+    let runs = runs.finish(&mut out)?;
     Ok(Analysis {
         source: SourceInfo {
             codec: decoder.codec_name(),
@@ -274,9 +423,10 @@ pub fn analyze(
             channels: decoder.channels(),
         },
         sample_rate: rate,
-        total_samples: run.total,
-        frames: run.frames,
-        speech_frames: run.speech_frames,
-        segments: run.segments,
+        total_samples: runs.first().map_or(0, |r| r.total),
+        frames: runs.iter().map(|r| r.frames).sum(),
+        speech_frames: runs.iter().map(|r| r.speech_frames).sum(),
+        separate_channels: matches!(runs.first(), Some(r) if r.channel.is_some()),
+        segments: out.segments,
     })
 }

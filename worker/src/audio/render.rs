@@ -3,6 +3,7 @@
 //! objects. `docs/segments-schema.md` documents the formats.
 
 use super::pipeline::{Analysis, Params, SourceInfo};
+use super::segment::Segment;
 use serde::Serialize;
 
 /// Version of the `segments.json` schema.
@@ -94,7 +95,17 @@ struct SegmentsDoc<'a> {
     parameters: ParamsDoc<'a>,
     speech_duration: f64,
     speech_ratio: f64,
+    /// Per channel, when channels were analysed separately.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channels: Option<Vec<ChannelDoc>>,
     segments: Vec<SegDoc>,
+}
+
+#[derive(Serialize)]
+struct ChannelDoc {
+    channel: u16,
+    speech_duration: f64,
+    segment_count: usize,
 }
 
 #[derive(Serialize)]
@@ -116,6 +127,8 @@ struct ParamsDoc<'a> {
 struct SegDoc {
     start: f64,
     end: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<u16>,
 }
 
 /// `segments.json`.
@@ -142,12 +155,26 @@ pub fn segments_json(uri: &str, analysis: &Analysis, params: &Params) -> Vec<u8>
         } else {
             0.0
         },
+        channels: analysis.separate_channels.then(|| {
+            let n = analysis.source.channels.min(usize::from(u16::MAX)) as u16;
+            (1..=n)
+                .map(|c| {
+                    let mine = analysis.segments.iter().filter(|s| s.channel == Some(c));
+                    ChannelDoc {
+                        channel: c,
+                        speech_duration: ms(mine.clone().map(Segment::len).sum(), rate),
+                        segment_count: mine.count(),
+                    }
+                })
+                .collect()
+        }),
         segments: analysis
             .segments
             .iter()
             .map(|s| SegDoc {
                 start: ms(s.start, rate),
                 end: ms(s.end, rate),
+                channel: s.channel,
             })
             .collect(),
     };
@@ -168,14 +195,16 @@ pub fn rttm_file_id(uri: &str) -> String {
         .collect()
 }
 
-/// `segments.rttm`: one `SPEAKER` line per segment, label `speech`.
+/// `segments.rttm`: one `SPEAKER` line per segment, label `speech`; the channel column is the
+/// segment's channel (1-based), 1 for mixed audio.
 pub fn segments_rttm(uri: &str, analysis: &Analysis) -> Vec<u8> {
     let id = rttm_file_id(uri);
     let rate = analysis.sample_rate;
     let mut out = String::new();
     for s in &analysis.segments {
         out.push_str(&format!(
-            "SPEAKER {id} 1 {:.3} {:.3} <NA> <NA> speech <NA> <NA>\n",
+            "SPEAKER {id} {} {:.3} {:.3} <NA> <NA> speech <NA> <NA>\n",
+            s.channel.unwrap_or(1),
             ms(s.start, rate),
             ms(s.len(), rate)
         ));
@@ -189,6 +218,8 @@ struct ManifestLine<'a> {
     offset: f64,
     duration: f64,
     label: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<u16>,
 }
 
 /// `manifest.jsonl`: a NeMo-style manifest, one line per segment.
@@ -201,6 +232,7 @@ pub fn manifest_jsonl(uri: &str, analysis: &Analysis) -> Vec<u8> {
             offset: ms(s.start, rate),
             duration: ms(s.len(), rate),
             label: "speech",
+            channel: s.channel,
         };
         if serde_json::to_writer(&mut out, &line).is_ok() {
             out.push(b'\n');
@@ -225,14 +257,17 @@ mod tests {
             total_samples: 160_000,
             frames: 333,
             speech_frames: 100,
+            separate_channels: false,
             segments: vec![
                 Segment {
                     start: 8_000,
                     end: 40_000,
+                    channel: None,
                 },
                 Segment {
                     start: 80_000,
                     end: 96_000,
+                    channel: None,
                 },
             ],
         }

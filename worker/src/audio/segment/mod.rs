@@ -24,6 +24,8 @@ use std::time::Duration;
 pub struct Segment {
     pub start: u64,
     pub end: u64,
+    /// The 1-based channel, when channels are analysed separately.
+    pub channel: Option<u16>,
 }
 
 impl Segment {
@@ -323,7 +325,11 @@ impl Segmenter {
         let s = start.saturating_sub(self.pad_start).max(self.last_end);
         let e = (end + self.pad_end).min(limit).max(s);
         if e > s {
-            self.ready.push(Segment { start: s, end: e });
+            self.ready.push(Segment {
+                start: s,
+                end: e,
+                channel: None,
+            });
             self.last_end = e;
         }
     }

@@ -104,7 +104,14 @@ fn hysteresis_keeps_speech_above_the_negative_threshold() {
     }
     s.finish(140);
     let segs: Vec<_> = s.take_ready().collect();
-    assert_eq!(segs, vec![Segment { start: 10, end: 40 }]);
+    assert_eq!(
+        segs,
+        vec![Segment {
+            start: 10,
+            end: 40,
+            channel: None
+        }]
+    );
 }
 
 #[test]
