@@ -9,7 +9,7 @@ use crate::audio::render::Outputs;
 use crate::audio::segment::SegmentParams;
 use crate::audio::vad::{EngineKind, VadParams};
 use clap::{Args, Parser, Subcommand};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 use vadflow_common::config::{AmqpArgs, parse_duration};
 use vadflow_common::s3::S3Args;
@@ -337,7 +337,10 @@ mod tests {
         let (params, outputs) = args.analysis.resolve().expect("valid defaults");
         // The one setting found on the machine: ffmpeg on the PATH, if any.
         let found = ffmpeg::locate(None).expect("no --ffmpeg");
-        assert_eq!(params.decoder.ffmpeg.map(Path::to_path_buf), found);
+        assert_eq!(
+            params.decoder.ffmpeg.map(std::path::Path::to_path_buf),
+            found
+        );
         let without_ffmpeg = Params {
             decoder: DecoderChoice {
                 ffmpeg: None,
