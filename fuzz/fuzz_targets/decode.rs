@@ -1,28 +1,22 @@
-//! The decoder front end: arbitrary bytes, under any extension hint, through the header guard,
-//! the container probe, the decoder, the resampler, the VAD and the segmenter. Any outcome but a
-//! panic, a hang or an allocation sized by a header is fine.
+//! The decoder front end: arbitrary bytes, under any extension hint, read from memory (seekable)
+//! or as a one-way stream (as from S3, which spools MP4 and CAF), through the header guard, the
+//! container probe (WAV, FLAC, MP3, Ogg, MP4, ADTS, Matroska/WebM, AIFF, CAF), the decoder, the
+//! resampler, the VAD and the segmenter (`vadflow_worker::audio::fuzzing` reads the input). Any
+//! outcome but a panic that escapes, a hang or an allocation sized by a header is fine.
+//!
+//! A codec library's panic on a corrupt packet is caught by the decoder (an undecodable packet,
+//! as in the worker); libfuzzer-sys's hook would abort on it all the same, so the default hook is
+//! put back: a panic that escapes `decode_input` still aborts the run (libfuzzer-sys checks).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use std::time::Duration;
-use vadflow_worker::audio::Limits;
-use vadflow_worker::audio::pipeline::{Params, Sinks, analyze};
+use std::sync::Once;
+
+static HOOK: Once = Once::new();
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&hint, bytes)) = data.split_first() else {
-        return;
-    };
-    let extension = ["wav", "flac", "mp3", "ogg", "opus", "oga"]
-        .get(usize::from(hint % 8))
-        .copied();
-    let params = Params {
-        limits: Limits {
-            max_input_bytes: 1 << 20,
-            max_duration: Duration::from_secs(600),
-            max_channels: 8,
-        },
-        ..Params::default()
-    };
-    let source = Box::new(std::io::Cursor::new(bytes.to_vec()));
-    let _ = analyze(source, extension, &params, None, Sinks::default());
+    HOOK.call_once(|| {
+        let _ = std::panic::take_hook();
+    });
+    let _ = vadflow_worker::audio::fuzzing::decode_input(data);
 });

@@ -70,6 +70,15 @@ fn decoder_front_end_regressions() {
         },
         ..Params::default()
     };
+    for (name, bytes) in &cases {
+        // As the fuzz target reads it: the first byte picks the hint and the source.
+        if let Some(Err(f)) = vadflow_worker::audio::fuzzing::decode_input(bytes) {
+            assert!(
+                !f.message.is_empty(),
+                "{name} (as fuzzed): the error says why"
+            );
+        }
+    }
     for (name, bytes) in cases {
         for ext in [
             None,
