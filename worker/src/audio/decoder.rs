@@ -96,7 +96,9 @@ impl Decoder {
                     edit: front.edit,
                     needs_seek: seek,
                 };
-                match Native::open(attempt, extension, limits, preferred_rate, keep_channels) {
+                match contained(|| {
+                    Native::open(attempt, extension, limits, preferred_rate, keep_channels)
+                }) {
                     Ok(native) => {
                         rewind.stop_recording();
                         Ok(Decoder::Native(native))
@@ -112,9 +114,11 @@ impl Decoder {
                     Err(f) => Err(f),
                 }
             }
-            (mode, _) => Native::open(front, extension, limits, preferred_rate, keep_channels)
-                .map(Decoder::Native)
-                .map_err(|f| with_ffmpeg_hint(f, mode)),
+            (mode, _) => {
+                contained(|| Native::open(front, extension, limits, preferred_rate, keep_channels))
+                    .map(Decoder::Native)
+                    .map_err(|f| with_ffmpeg_hint(f, mode))
+            }
         }
     }
 
@@ -154,7 +158,7 @@ impl Decoder {
     /// `false` at the end of the stream.
     pub fn next_block(&mut self, out: &mut Vec<f32>, limits: &Limits) -> Result<bool, Failure> {
         match self {
-            Decoder::Native(n) => n.next_block(out, limits),
+            Decoder::Native(n) => contained(|| n.next_block(out, limits)),
             Decoder::Ffmpeg {
                 decoder,
                 frames,
@@ -176,6 +180,18 @@ impl Decoder {
             }
         }
     }
+}
+
+/// Runs a call into the native decoding libraries: a panic in them (an arithmetic overflow on a
+/// corrupt header, found by fuzzing: `fuzz/regressions/decode/`) is invalid audio, not the end of
+/// the job's thread. (Inside the decoder, a panic on one packet only skips that packet.)
+fn contained<T>(f: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(Failure::new(
+            Reason::InvalidAudio,
+            "not decodable audio: the decoding library failed on this file (a panic, caught)",
+        ))
+    })
 }
 
 /// Whether a native failure is one ffmpeg may get past: an unsupported codec, or a container no
