@@ -135,3 +135,40 @@ async fn without_ffmpeg_a_gsm_wav_is_dead_lettered_naming_ffmpeg() {
     collector.stop().await.expect("collector stops cleanly");
     ctx.cleanup().await;
 }
+
+/// With ffmpeg as the fallback, every bad input keeps the reason it has without it: a codec the
+/// native decoders do not support stays `unsupported-codec` when ffmpeg cannot decode it either.
+#[test]
+fn bad_inputs_keep_their_reasons_with_ffmpeg() {
+    use vadflow_worker::audio::decoder::{DecoderChoice, DecoderMode};
+    use vadflow_worker::audio::pipeline::{Params, Sinks, analyze};
+    let program = vadflow_worker::audio::ffmpeg::locate(None)
+        .expect("lookup")
+        .expect("ffmpeg on the PATH (deploy/local/up.sh installs it)");
+    let params = Params {
+        decoder: DecoderChoice {
+            mode: DecoderMode::Auto,
+            ffmpeg: Some(Box::leak(program.into_boxed_path())),
+            ..DecoderChoice::default()
+        },
+        ..Params::default()
+    };
+    for case in vadflow_tests::poison::cases() {
+        let ext = case.file.rsplit_once('.').map(|(_, e)| e.to_owned());
+        let got = analyze(
+            Box::new(std::io::Cursor::new(case.bytes.clone())),
+            ext.as_deref(),
+            &params,
+            None,
+            Sinks::default(),
+        );
+        let reason = got.as_ref().err().map(|f| f.reason.as_str());
+        assert_eq!(
+            reason,
+            Some(case.reason),
+            "{} ({}): {got:?}",
+            case.name,
+            case.file
+        );
+    }
+}

@@ -60,6 +60,8 @@ pub enum Decoder {
         decoder: FfmpegDecoder,
         frames: u64,
         max_frames: u64,
+        /// Why the native decoders did not take the file, when ffmpeg is their fallback.
+        native: Option<Failure>,
     },
 }
 
@@ -109,7 +111,20 @@ impl Decoder {
                         let replay = rewind.replay().map_err(|why| {
                             Failure::new(f.reason, format!("{}; {why}", f.message))
                         })?;
-                        ffmpeg(replay, seek, program)
+                        match ffmpeg(replay, seek, program) {
+                            Ok(Decoder::Ffmpeg {
+                                decoder,
+                                frames,
+                                max_frames,
+                                ..
+                            }) => Ok(Decoder::Ffmpeg {
+                                decoder,
+                                frames,
+                                max_frames,
+                                native: Some(f),
+                            }),
+                            other => other.map_err(|e| after_native(Some(&f), e)),
+                        }
                     }
                     Err(f) => Err(f),
                 }
@@ -163,9 +178,12 @@ impl Decoder {
                 decoder,
                 frames,
                 max_frames,
+                native,
             } => {
                 let before = out.len();
-                let more = decoder.next_block(out)?;
+                let more = decoder
+                    .next_block(out)
+                    .map_err(|e| after_native(native.as_ref(), e))?;
                 *frames += (out.len() - before) as u64;
                 if *frames > *max_frames {
                     return Err(super::decode::too_long(limits));
@@ -192,6 +210,30 @@ fn contained<T>(f: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
             "not decodable audio: the decoding library failed on this file (a panic, caught)",
         ))
     })
+}
+
+/// ffmpeg's failure on a file the native decoders refused. A codec they call unsupported stays
+/// `unsupported-codec` whatever ffmpeg made of it, so a file's reason does not depend on whether
+/// ffmpeg is installed; the message says both.
+fn after_native(native: Option<&Failure>, ffmpeg: Failure) -> Failure {
+    match native {
+        Some(n)
+            if n.reason == Reason::UnsupportedCodec
+                && matches!(
+                    ffmpeg.reason,
+                    Reason::InvalidAudio | Reason::UnsupportedCodec
+                ) =>
+        {
+            Failure::new(
+                Reason::UnsupportedCodec,
+                format!(
+                    "{}; ffmpeg could not decode it either: {}",
+                    n.message, ffmpeg.message
+                ),
+            )
+        }
+        _ => ffmpeg,
+    }
 }
 
 /// Whether a native failure is one ffmpeg may get past: an unsupported codec, or a container no
@@ -228,6 +270,7 @@ fn start_ffmpeg(
     let decoder = FfmpegDecoder::start(program, input, rate, choice.ffmpeg_timeout)?;
     Ok(Decoder::Ffmpeg {
         decoder,
+        native: None,
         frames: 0,
         max_frames: limits
             .max_duration
