@@ -11,6 +11,7 @@ pub mod ffmpeg;
 pub mod fuzzing;
 pub mod guard;
 pub mod isomp4;
+mod opus;
 pub mod pipeline;
 pub mod render;
 pub mod resample;
