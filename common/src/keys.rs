@@ -97,10 +97,12 @@ pub fn parse_s3_uri(uri: &str) -> Result<(String, String), Failure> {
 }
 
 /// Known audio file extensions (lowercase), for listing prefixes and walking directories: every
-/// container the worker decodes natively, video containers included (their audio track is read).
-pub const AUDIO_EXTENSIONS: [&str; 20] = [
+/// container the worker decodes natively, video containers included (their audio track is read),
+/// and the voice-note and broadcast formats it decodes through ffmpeg (without ffmpeg they end
+/// `failed` with `unsupported-codec`, which says so).
+pub const AUDIO_EXTENSIONS: [&str; 25] = [
     "wav", "wave", "flac", "mp3", "mp2", "ogg", "oga", "opus", "m4a", "m4b", "mp4", "mov", "aac",
-    "webm", "mkv", "mka", "aif", "aiff", "aifc", "caf",
+    "webm", "mkv", "mka", "aif", "aiff", "aifc", "caf", "amr", "awb", "3gp", "wma", "ac3",
 ];
 
 /// Whether a key or path names a file with a known audio extension (case-insensitive).
@@ -132,6 +134,7 @@ mod tests {
         assert!(has_audio_extension("v.opus"));
         assert!(has_audio_extension("memo.M4A"));
         assert!(has_audio_extension("call.webm"));
+        assert!(has_audio_extension("voice.AMR"));
         assert!(!has_audio_extension("notes.txt"));
         assert!(!has_audio_extension("wav"));
     }
