@@ -244,6 +244,46 @@ impl TestCtx {
         .expect("select files")
     }
 
+    /// Uploads and registers `files` (name, bytes) under the test's prefix, enqueues them, runs a
+    /// worker and the collector until every row has an outcome, asserts each is `done`, and
+    /// returns their `segments.json` documents in order.
+    pub async fn process_files(&self, files: &[(&str, Vec<u8>)]) -> Vec<serde_json::Value> {
+        let now = chrono::Utc::now();
+        for (name, bytes) in files {
+            let key = format!("{}{name}", self.prefix);
+            self.put(&key, bytes.clone()).await;
+            self.insert_file(&key, now - chrono::Duration::hours(1))
+                .await;
+        }
+        let report = self.enqueue("yesterday", "now", None, false).await;
+        assert_eq!(report.published, files.len() as u64);
+        let worker = self.spawn_worker(self.worker_args()).await;
+        let collector = self.spawn_collector();
+        let rows = self
+            .wait_files("every file has an outcome", |rows| {
+                rows.iter()
+                    .all(|r| r.status == "done" || r.status == "failed")
+            })
+            .await;
+        let mut docs = Vec::new();
+        for (name, _) in files {
+            let key = format!("{}{name}", self.prefix);
+            let row = rows.iter().find(|r| r.key == key).expect("row");
+            assert_eq!(row.status, "done", "{key}: {row:?}");
+            let doc = self
+                .get(&format!(
+                    "{}{BUCKET}/{key}/segments.json",
+                    self.results_prefix
+                ))
+                .await
+                .expect("segments.json");
+            docs.push(serde_json::from_slice(&doc).expect("json"));
+        }
+        worker.stop().await.expect("worker stops cleanly");
+        collector.stop().await.expect("collector stops cleanly");
+        docs
+    }
+
     /// Waits, on status-change notifications, until `done(rows)` holds; returns the rows.
     pub async fn wait_files(&self, what: &str, done: impl Fn(&[FileRow]) -> bool) -> Vec<FileRow> {
         let mut listener = PgListener::connect_with(&self.pool).await.expect("listen");

@@ -52,19 +52,24 @@ fn args() -> Args {
 }
 
 /// Decodes a whole file to mono at its own rate (Opus: 16 kHz); returns the samples and rate.
-fn decode_only(path: &Path) -> (Vec<f32>, u32) {
+/// The worker's decoder on `path`, mono, native decoders.
+fn open(path: &Path, limits: &Limits) -> Decoder {
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_owned);
     let file = std::fs::File::open(path).expect("open the audio");
-    let limits = Limits::default();
-    let mut dec = Decoder::open(
+    Decoder::open(
         Box::new(file),
         ext.as_deref(),
-        &limits,
+        limits,
         16_000,
         &DecoderChoice::default(),
         1,
     )
-    .expect("open");
+    .expect("open")
+}
+
+fn decode_only(path: &Path) -> (Vec<f32>, u32) {
+    let limits = Limits::default();
+    let mut dec = open(path, &limits);
     let mut out = Vec::new();
     while dec.next_block(&mut out, &limits).expect("decode") {}
     (out, dec.sample_rate())
@@ -72,18 +77,8 @@ fn decode_only(path: &Path) -> (Vec<f32>, u32) {
 
 /// Decodes and resamples a whole file to 16 kHz mono.
 fn decode(path: &Path) -> Vec<f32> {
-    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_owned);
-    let file = std::fs::File::open(path).expect("open the audio");
     let limits = Limits::default();
-    let mut dec = Decoder::open(
-        Box::new(file),
-        ext.as_deref(),
-        &limits,
-        16_000,
-        &DecoderChoice::default(),
-        1,
-    )
-    .expect("open");
+    let mut dec = open(path, &limits);
     let mut rs = Resampler::new(dec.sample_rate(), 16_000).expect("resampler");
     let (mut block, mut out) = (Vec::new(), Vec::new());
     loop {

@@ -4,7 +4,7 @@
 
 use vadflow_tests::audio::{SENTENCES, compose};
 use vadflow_tests::eval::{median, segment_match};
-use vadflow_tests::{BUCKET, TestCtx, segments_of, transcode};
+use vadflow_tests::{TestCtx, segments_of, transcode};
 
 /// Byte offsets of the top-level `moov` and `mdat` boxes.
 fn top_level(mp4: &[u8]) -> (usize, usize) {
@@ -34,44 +34,16 @@ async fn mp4_with_index_at_the_end_and_webm_stream_from_s3() {
     assert!(mdat < moov && moov != usize::MAX, "moov after mdat");
     let webm = transcode(&wav, &["-ar", "48000", "-c:a", "libopus"], "webm");
     let files = [("a.wav", wav), ("a.m4a", m4a), ("a.webm", webm)];
-    let now = chrono::Utc::now();
-    for (name, bytes) in &files {
-        let key = format!("{}{name}", ctx.prefix);
-        ctx.put(&key, bytes.clone()).await;
-        ctx.insert_file(&key, now - chrono::Duration::hours(1))
-            .await;
-    }
-    let report = ctx.enqueue("yesterday", "now", None, false).await;
-    assert_eq!(report.published, 3);
-    let worker = ctx.spawn_worker(ctx.worker_args()).await;
-    let collector = ctx.spawn_collector();
-    let rows = ctx
-        .wait_files("all containers done", |rows| {
-            rows.iter()
-                .all(|r| r.status == "done" || r.status == "failed")
-        })
-        .await;
+    let docs = ctx.process_files(&files).await;
     let mut found = Vec::new();
-    for (name, _) in &files {
-        let key = format!("{}{name}", ctx.prefix);
-        let row = rows.iter().find(|r| r.key == key).expect("row");
-        assert_eq!(row.status, "done", "{key}: {row:?}");
-        let doc: serde_json::Value = serde_json::from_slice(
-            &ctx.get(&format!(
-                "{}{BUCKET}/{key}/segments.json",
-                ctx.results_prefix
-            ))
-            .await
-            .expect("segments.json"),
-        )
-        .expect("json");
+    for ((name, _), doc) in files.iter().zip(&docs) {
         assert!(
             (doc["duration"].as_f64().expect("duration") - speech.duration()).abs() < 0.03,
-            "{key}: duration {} vs {}",
+            "{name}: duration {} vs {}",
             doc["duration"],
             speech.duration()
         );
-        found.push(segments_of(&doc));
+        found.push(segments_of(doc));
     }
     for (i, (name, _)) in files.iter().enumerate().skip(1) {
         let (c, mut errors) = segment_match(&found[0], &found[i]);
@@ -93,7 +65,5 @@ async fn mp4_with_index_at_the_end_and_webm_stream_from_s3() {
         );
     }
     assert!(!found[0].is_empty());
-    worker.stop().await.expect("worker stops cleanly");
-    collector.stop().await.expect("collector stops cleanly");
     ctx.cleanup().await;
 }

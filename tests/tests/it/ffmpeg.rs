@@ -5,7 +5,7 @@
 
 use vadflow_tests::audio::{SENTENCES, compose};
 use vadflow_tests::eval::segment_match;
-use vadflow_tests::{BUCKET, TestCtx, segments_of, transcode};
+use vadflow_tests::{TestCtx, segments_of, transcode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn formats_beyond_the_native_decoders_go_through_ffmpeg() {
@@ -42,41 +42,12 @@ async fn formats_beyond_the_native_decoders_go_through_ffmpeg() {
         ),
         ("video.mp4", video),
     ];
-    let now = chrono::Utc::now();
-    for (name, bytes) in &files {
-        let key = format!("{}{name}", ctx.prefix);
-        ctx.put(&key, bytes.clone()).await;
-        ctx.insert_file(&key, now - chrono::Duration::hours(1))
-            .await;
-    }
-    assert_eq!(
-        ctx.enqueue("yesterday", "now", None, false).await.published,
-        4
-    );
-    let worker = ctx.spawn_worker(ctx.worker_args()).await;
-    let collector = ctx.spawn_collector();
-    let rows = ctx
-        .wait_files("every file has an outcome", |rows| {
-            rows.iter()
-                .all(|r| r.status == "done" || r.status == "failed")
-        })
-        .await;
-    let mut found = Vec::new();
-    for (name, _) in &files {
-        let key = format!("{}{name}", ctx.prefix);
-        let row = rows.iter().find(|r| r.key == key).expect("row");
-        assert_eq!(row.status, "done", "{key}: {row:?}");
-        let doc: serde_json::Value = serde_json::from_slice(
-            &ctx.get(&format!(
-                "{}{BUCKET}/{key}/segments.json",
-                ctx.results_prefix
-            ))
-            .await
-            .expect("segments.json"),
-        )
-        .expect("json");
-        found.push((name, doc["source"]["codec"].clone(), segments_of(&doc)));
-    }
+    let docs = ctx.process_files(&files).await;
+    let found: Vec<_> = files
+        .iter()
+        .zip(&docs)
+        .map(|((name, _), doc)| (name, doc["source"]["codec"].clone(), segments_of(doc)))
+        .collect();
     assert_eq!(found[1].1, "ffmpeg:gsm_ms");
     assert_eq!(found[2].1, "ffmpeg:wmav2");
     for (name, codec, segments) in &found[1..] {
@@ -88,8 +59,6 @@ async fn formats_beyond_the_native_decoders_go_through_ffmpeg() {
             found[0].2
         );
     }
-    worker.stop().await.expect("worker stops cleanly");
-    collector.stop().await.expect("collector stops cleanly");
     ctx.cleanup().await;
 }
 
