@@ -526,9 +526,15 @@ pub async fn terminate(mut child: tokio::process::Child) -> Option<i32> {
         .code()
 }
 
-/// `wav` converted by ffmpeg with `args` into a `.{ext}` file's bytes.
+/// `wav` converted by ffmpeg with `args` into a `.{ext}` file's bytes. Each call has its own
+/// folder: the tests of one binary run in parallel.
 pub fn transcode(wav: &[u8], args: &[&str], ext: &str) -> Vec<u8> {
-    let dir = std::env::temp_dir().join(format!("vadflow-containers-{}-{ext}", std::process::id()));
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "vadflow-transcode-{}-{call}-{ext}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).expect("dir");
     let (src, out) = (dir.join("in.wav"), dir.join(format!("out.{ext}")));
     std::fs::write(&src, wav).expect("write");

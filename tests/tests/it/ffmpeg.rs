@@ -1,6 +1,6 @@
 //! What the native decoders do not read goes through ffmpeg (`--decoder auto`, the default),
-//! through the real S3 path: a WAV with GSM 6.10 (as call recorders write), WMA, and an MP4 with a
-//! video track. Without ffmpeg on the PATH, the GSM file is dead-lettered with `unsupported-codec`
+//! through the real S3 path: a WAV with GSM 6.10 or G.722 (as call recorders write), WMA, an MP4
+//! with a video track and Speex in Ogg. Without ffmpeg on the PATH, the GSM file is dead-lettered with `unsupported-codec`
 //! and an error that names ffmpeg.
 
 use vadflow_tests::audio::{SENTENCES, compose};
@@ -41,6 +41,19 @@ async fn formats_beyond_the_native_decoders_go_through_ffmpeg() {
             transcode(&wav, &["-ar", "44100", "-ac", "2", "-c:a", "wmav2"], "wma"),
         ),
         ("video.mp4", video),
+        // An Ogg stream of Speex: refused by the native Ogg reader, decoded by ffmpeg.
+        (
+            "voice.spx",
+            transcode(
+                &wav,
+                &["-ar", "16000", "-c:a", "libspeex", "-f", "ogg"],
+                "spx",
+            ),
+        ),
+        (
+            "g722.wav",
+            transcode(&wav, &["-ar", "16000", "-c:a", "g722"], "wav"),
+        ),
     ];
     let docs = ctx.process_files(&files).await;
     let found: Vec<_> = files
@@ -50,6 +63,8 @@ async fn formats_beyond_the_native_decoders_go_through_ffmpeg() {
         .collect();
     assert_eq!(found[1].1, "ffmpeg:gsm_ms");
     assert_eq!(found[2].1, "ffmpeg:wmav2");
+    assert_eq!(found[4].1, "ffmpeg:speex");
+    assert_eq!(found[5].1, "ffmpeg:adpcm_g722");
     for (name, codec, segments) in &found[1..] {
         let (c, _) = segment_match(&found[0].2, segments);
         assert!(

@@ -16,6 +16,7 @@ mod formats;
 mod fuzz_regressions;
 mod keys;
 mod local_mode;
+mod lossless;
 mod metrics;
 mod outcomes;
 mod parity;

@@ -117,6 +117,9 @@ impl Native {
         preferred_rate: u32,
         keep_channels: usize,
     ) -> Result<Native, Failure> {
+        if let Some(refused) = front.unsupported {
+            return Err(refused);
+        }
         let source = front.source;
         let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
         let mut hint = Hint::new();

@@ -97,6 +97,7 @@ impl Decoder {
                     source: Box::new(rewind.handle()),
                     edit: front.edit,
                     needs_seek: seek,
+                    unsupported: front.unsupported,
                 };
                 match contained(|| {
                     Native::open(attempt, extension, limits, preferred_rate, keep_channels)

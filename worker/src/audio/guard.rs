@@ -73,6 +73,10 @@ pub struct Front {
     /// The container is read with seeks (MP4, CAF): `source` is seekable (a spool file if the
     /// input was a one-way stream).
     pub needs_seek: bool,
+    /// What the native decoders would say of a stream they cannot decode but ffmpeg may (an Ogg
+    /// stream of Speex, say): the native decoder refuses with it, `--decoder auto` then tries
+    /// ffmpeg.
+    pub unsupported: Option<Failure>,
 }
 
 /// Reads ahead, validates what it recognises, and returns a source that replays everything.
@@ -94,7 +98,7 @@ pub fn guard(mut inner: Box<dyn MediaSource>, limits: &Limits) -> Result<Front, 
         return Err(invalid("the file is empty".into()));
     }
     check_wave(&head, limits)?;
-    check_ogg(&head)?;
+    let unsupported = check_ogg(&head).err();
     let mp4 = isomp4::is_isomp4(&head);
     let must_spool = spool::needed(&head);
     let mut source: Box<dyn MediaSource> = if seekable {
@@ -124,6 +128,7 @@ pub fn guard(mut inner: Box<dyn MediaSource>, limits: &Limits) -> Result<Front, 
         source,
         edit,
         needs_seek: must_spool,
+        unsupported,
     })
 }
 
