@@ -20,6 +20,7 @@ use vadflow_worker::audio::segment::{SegmentParams, Segmenter};
 use vadflow_worker::audio::vad::{EngineKind, VadParams};
 use vadflow_worker::cli::AnalysisArgs;
 
+mod real;
 mod sweep;
 use sweep::sweep;
 
@@ -63,6 +64,20 @@ enum Cmd {
         python: PathBuf,
         #[arg(long, default_value_t = 10)]
         top: usize,
+    },
+    /// Real recordings with human labels (a folder with a labels.json): vadflow's engines and
+    /// the references, scored the same way.
+    Real {
+        /// The folder (../shared/realaudio for the development set).
+        #[arg(long)]
+        labels: PathBuf,
+        /// Python with the references (`bench/setup-venv.sh --real` prints it); without it,
+        /// vadflow only.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// A further vadflow system: NAME=FLAGS, the flags of `worker vad` (repeatable).
+        #[arg(long = "system")]
+        systems: Vec<String>,
     },
     /// Every format against the 16 kHz WAV of the same audio.
     Formats {
@@ -112,11 +127,61 @@ fn main() -> anyhow::Result<()> {
             python,
             top,
         } => sweep(&corpus, &python, top),
+        Cmd::Real {
+            labels,
+            python,
+            systems,
+        } => real_audio(&labels, python.as_deref(), &systems),
         Cmd::Formats { corpus, analysis } => {
             let (params, _) = analysis.resolve()?;
             formats(&corpus, &params)
         }
     }
+}
+
+#[derive(Parser)]
+struct Flags {
+    #[command(flatten)]
+    analysis: AnalysisArgs,
+}
+
+/// `worker vad`'s analysis flags, as parameters.
+fn params_of(flags: &str) -> anyhow::Result<Params> {
+    let argv = std::iter::once("vad").chain(flags.split_whitespace());
+    let f = Flags::try_parse_from(argv).with_context(|| format!("flags {flags:?}"))?;
+    Ok(f.analysis.resolve()?.0)
+}
+
+fn real_audio(dir: &Path, python: Option<&Path>, extra: &[String]) -> anyhow::Result<()> {
+    let labels = real::load(dir)?;
+    let mut systems: Vec<(String, String)> = ["webrtc", "silero"]
+        .iter()
+        .map(|e| (format!("vadflow --engine {e}"), format!("--engine {e}")))
+        .collect();
+    for s in extra {
+        let (name, flags) = s.split_once('=').context("--system NAME=FLAGS")?;
+        systems.push((name.to_owned(), flags.to_owned()));
+    }
+    let mut reports = Vec::new();
+    for (name, flags) in &systems {
+        let out = real::run_vadflow(dir, &labels, &params_of(flags)?)?;
+        reports.push((name.clone(), real::report(&labels, &out)));
+    }
+    if let Some(python) = python {
+        let (refs, versions) = real::references(dir, python)?;
+        println!("references: {versions}\n");
+        for (name, out) in refs {
+            reports.push((name, real::report(&labels, &out)));
+        }
+    }
+    let speech: usize = labels.files.values().filter(|l| !l.speech.is_empty()).count();
+    println!(
+        "{} files ({speech} with speech) in {}\n",
+        labels.files.len(),
+        dir.display()
+    );
+    real::print(&reports);
+    Ok(())
 }
 
 /// Output of one file: segments in seconds, duration, per-frame scores.
