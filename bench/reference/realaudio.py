@@ -4,9 +4,10 @@
   at 16 kHz, 16-bit, as example.py requires;
 - silero-vad from PyPI: `load_silero_vad(onnx=True)` (onnxruntime) and its own
   `get_speech_timestamps`, defaults, 16 kHz;
-- TEN VAD from PyPI (`ten-vad`), when it is installed: its frame probabilities (hop 256, 16 ms)
-  segmented by silero-vad's post-processing (the same `get_speech_timestamps` rules: threshold
-  0.5, hysteresis 0.15, 250 ms minimum speech, 100 ms minimum silence, 30 ms padding).
+- TEN VAD from PyPI (`ten-vad`), when it is installed: its frame probabilities (hop 256, 16 ms),
+  averaged in pairs to one per 512 samples, segmented by silero-vad's own post-processing
+  (`get_speech_timestamps_from_probs`, defaults: threshold 0.5, hysteresis 0.15, 250 ms minimum
+  speech, 100 ms minimum silence, 30 ms padding).
 
 Every file is read with soundfile, averaged to mono and resampled to 16 kHz with soxr (HQ).
 Usage: python realaudio.py LABELS_DIR > references.json
@@ -43,25 +44,6 @@ def example_py(audio, mode):
     return [[s, e] for s, e in webrtcvad_example.vad_collector(RATE, 30, 300, vad, frames, [])]
 
 
-class FrameModel:
-    """Frame probabilities as a silero-vad model: get_speech_timestamps calls it per 512 samples."""
-
-    def __init__(self, probs, hop):
-        self.probs, self.hop, self.at = probs, hop, 0
-
-    def reset_states(self):
-        self.at = 0
-
-    def __call__(self, chunk, sr):
-        import torch
-
-        # The frame of the other model whose centre is nearest this chunk's centre.
-        centre = self.at + len(chunk) / 2
-        self.at += len(chunk)
-        i = min(int(centre // self.hop), len(self.probs) - 1)
-        return torch.tensor([[float(self.probs[i])]])
-
-
 def main():
     labels_dir = sys.argv[1]
     with open(os.path.join(labels_dir, "labels.json")) as f:
@@ -72,6 +54,7 @@ def main():
     try:
         import torch
         from silero_vad import get_speech_timestamps, load_silero_vad
+        from silero_vad.utils_vad import get_speech_timestamps_from_probs
 
         torch.set_num_threads(1)
         silero = load_silero_vad(onnx=True)
@@ -107,8 +90,11 @@ def main():
             vad = ten(hop, 0.5)
             pcm = (np.clip(audio, -1.0, 1.0 - 1.0 / 32768) * 32768.0).astype(np.int16)
             probs = [vad.process(pcm[i : i + hop])[0] for i in range(0, len(pcm) - hop + 1, hop)]
-            ts = get_speech_timestamps(
-                torch.from_numpy(audio), FrameModel(probs, hop), sampling_rate=RATE, return_seconds=False
+            # silero-vad's post-processing takes one probability per 512 samples: the mean of
+            # the two TEN frames of each such window.
+            pairs = [(probs[i] + probs[min(i + 1, len(probs) - 1)]) / 2 for i in range(0, len(probs), 2)]
+            ts = get_speech_timestamps_from_probs(
+                pairs, sampling_rate=RATE, return_seconds=False, audio_length_samples=len(audio)
             )
             systems["TEN VAD + silero-vad post-processing"][name] = [
                 [t["start"] / RATE, t["end"] / RATE] for t in ts

@@ -300,9 +300,18 @@ impl Segmenter {
         self.split_long();
     }
 
-    /// Ends the stream at `total` samples and closes any open segment.
+    /// Ends the stream at `total` samples and closes any open segment. Under silero-vad's rules
+    /// (`get_speech_timestamps`), speech still open when the audio ends (a pause shorter than
+    /// the minimum silence included) runs to the end of the audio; otherwise it ends with its last
+    /// speech frame and padding, as py-webrtcvad's example.py ends it.
     pub fn finish(&mut self, total: u64) {
         self.pos = self.pos.max(total);
+        if self.silero_pauses
+            && let Some(open) = self.open.as_mut()
+        {
+            open.end = open.end.max(total);
+            self.split_long();
+        }
         if self.open.is_some() {
             self.close(total);
         }
