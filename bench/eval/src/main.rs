@@ -174,7 +174,11 @@ fn real_audio(dir: &Path, python: Option<&Path>, extra: &[String]) -> anyhow::Re
             reports.push((name, real::report(&labels, &out)));
         }
     }
-    let speech: usize = labels.files.values().filter(|l| !l.speech.is_empty()).count();
+    let speech: usize = labels
+        .files
+        .values()
+        .filter(|l| !l.speech.is_empty())
+        .count();
     println!(
         "{} files ({speech} with speech) in {}\n",
         labels.files.len(),

@@ -54,10 +54,7 @@ struct References {
 }
 
 /// The references' segments: `bench/reference/realaudio.py` run with `python`.
-pub fn references(
-    dir: &Path,
-    python: &Path,
-) -> anyhow::Result<(BTreeMap<String, Output>, String)> {
+pub fn references(dir: &Path, python: &Path) -> anyhow::Result<(BTreeMap<String, Output>, String)> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../reference/realaudio.py");
     let out = std::process::Command::new(python)
         .arg(&script)
@@ -84,16 +81,6 @@ pub struct Report {
     pub pooled: Score,
     /// Speech-free files by set: (seconds called speech, seconds, segments).
     pub quiet: BTreeMap<String, (f64, f64, usize)>,
-}
-
-impl Report {
-    pub fn false_alarm(&self) -> f64 {
-        let (called, total) = self
-            .quiet
-            .values()
-            .fold((0.0, 0.0), |(c, t), q| (c + q.0, t + q.1));
-        if total > 0.0 { called / total } else { 0.0 }
-    }
 }
 
 fn speech_seconds(segments: &[(f64, f64)], duration: f64) -> f64 {

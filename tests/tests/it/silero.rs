@@ -71,6 +71,42 @@ fn probabilities_match_onnxruntime_within_1e4() {
     assert_eq!(compared, 3 * 187);
 }
 
+/// vadflow's Silero segments are silero-vad's own (`get_speech_timestamps` with its defaults,
+/// stored in `tests/fixtures/silero/timestamps.json` by `timestamps.sh`), sample for sample,
+/// among them two files cut inside speech, whose last segment runs to the end of the audio.
+#[test]
+fn segments_equal_silero_vads_own_timestamps_to_the_end_of_the_file() {
+    let reference: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixtures().join("timestamps.json")).expect("fixture"),
+    )
+    .expect("json");
+    let files = reference["files"].as_object().expect("files");
+    assert_eq!(files.len(), 5);
+    let mut to_the_end = 0;
+    for (name, want) in files {
+        let theirs: Vec<(u64, u64)> = want["segments"]
+            .as_array()
+            .expect("segments")
+            .iter()
+            .map(|p| (p[0].as_u64().expect("start"), p[1].as_u64().expect("end")))
+            .collect();
+        let a = analyze(
+            Box::new(std::fs::File::open(fixtures().join(name)).expect("open")),
+            Some("flac"),
+            &silero(),
+            None,
+            Sinks::default(),
+        )
+        .expect("analyze");
+        assert_eq!(a.sample_rate, 16_000);
+        let ours: Vec<(u64, u64)> = a.segments.iter().map(|s| (s.start, s.end)).collect();
+        assert_eq!(ours, theirs, "{name}");
+        let samples = want["samples"].as_u64().expect("samples");
+        to_the_end += usize::from(theirs.last().is_some_and(|s| s.1 == samples));
+    }
+    assert_eq!(to_the_end, 2, "two files end inside speech");
+}
+
 /// A test file: 16 kHz WAV bytes and the true speech intervals, in seconds.
 type Labelled = (Vec<u8>, Vec<(f64, f64)>);
 

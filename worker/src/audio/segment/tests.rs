@@ -17,6 +17,8 @@ fn params() -> SegmentParams {
         min_silence: Duration::from_millis(100),
         max_segment: Duration::from_secs(100),
         silero_pauses: false,
+        lookback: Duration::ZERO,
+        floor_ratio: 0.0,
     }
 }
 
@@ -172,4 +174,101 @@ fn state_stays_bounded_and_earliest_needed_advances() {
             "needs too much history"
         );
     }
+}
+
+/// The segments of `scores` (one per 10 ms frame), the stream ending at `total` samples.
+fn scored(p: &SegmentParams, scores: &[f32], total: u64) -> Vec<(u64, u64)> {
+    let mut s = Segmenter::new(p, RATE, FRAME);
+    let mut out = Vec::new();
+    for &x in scores {
+        s.push(x);
+        out.extend(s.take_ready().map(|g| (g.start, g.end)));
+    }
+    s.finish(total);
+    out.extend(s.take_ready().map(|g| (g.start, g.end)));
+    out
+}
+
+#[test]
+fn speech_open_at_the_end_of_the_audio_runs_to_its_end_under_silero_rules() {
+    let webrtc = SegmentParams {
+        pad_end: Duration::from_millis(30),
+        ..params()
+    };
+    let silero = SegmentParams {
+        silero_pauses: true,
+        neg_threshold: 0.35,
+        ..webrtc
+    };
+    // Speech to the last frame; the audio runs 67 ms past the last whole frame.
+    let scores = [0.0, 1.0, 1.0, 1.0, 1.0];
+    assert_eq!(scored(&webrtc, &scores, 117), vec![(10, 80)]);
+    assert_eq!(scored(&silero, &scores, 117), vec![(10, 117)]);
+    // So does speech in a pause shorter than the minimum silence when the audio ends.
+    let pausing = [1.0, 1.0, 1.0, 0.0, 0.0];
+    assert_eq!(scored(&silero, &pausing, 50), vec![(0, 50)]);
+    assert_eq!(scored(&webrtc, &pausing, 50), vec![(0, 50)]);
+    // A segment already closed by a long pause keeps its end.
+    let closed = [
+        1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+    ];
+    assert_eq!(scored(&silero, &closed, 150), vec![(0, 60)]);
+}
+
+#[test]
+fn lookback_starts_a_segment_where_its_soft_onset_began() {
+    let base = SegmentParams {
+        neg_threshold: 0.35,
+        ..params()
+    };
+    let scores = [0.0, 0.1, 0.4, 0.4, 0.4, 0.9, 0.9, 0.0];
+    assert_eq!(scored(&base, &scores, 80), vec![(50, 70)]);
+    let back = SegmentParams {
+        lookback: Duration::from_millis(100),
+        ..base
+    };
+    assert_eq!(scored(&back, &scores, 80), vec![(20, 70)]);
+    // It reaches back no further than the lookback.
+    let short = SegmentParams {
+        lookback: Duration::from_millis(20),
+        ..base
+    };
+    assert_eq!(scored(&short, &scores, 80), vec![(30, 70)]);
+    // Frames above the negative threshold that never reach speech leave nothing.
+    assert_eq!(scored(&back, &[0.4, 0.4, 0.4, 0.0], 40), vec![]);
+}
+
+#[test]
+fn relative_hysteresis_keeps_soft_frames_in_a_quiet_room_and_not_in_noise() {
+    let p = SegmentParams {
+        neg_threshold: 0.35,
+        min_silence: Duration::from_millis(50),
+        floor_ratio: 10.0,
+        ..params()
+    };
+    let fixed = SegmentParams {
+        floor_ratio: 0.0,
+        ..p
+    };
+    // 10 s of a quiet room, speech, 100 ms of soft frames (0.05), speech.
+    let turn = |background: f32| {
+        let mut s = vec![background; 1000];
+        s.extend([0.9; 10]);
+        s.extend([0.05; 10]);
+        s.extend([0.9; 10]);
+        s.push(background);
+        s
+    };
+    let quiet = turn(0.001);
+    assert_eq!(scored(&p, &quiet, 10_310), vec![(10_000, 10_300)]);
+    assert_eq!(
+        scored(&fixed, &quiet, 10_310),
+        vec![(10_000, 10_100), (10_200, 10_300)]
+    );
+    // In noise that scores 0.2 the same soft frames end the turn, as with a fixed hysteresis.
+    let noisy = turn(0.2);
+    assert_eq!(
+        scored(&p, &noisy, 10_310),
+        vec![(10_000, 10_100), (10_200, 10_300)]
+    );
 }
