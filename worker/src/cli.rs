@@ -185,11 +185,6 @@ pub struct AnalysisArgs {
     #[arg(long, env = "VADFLOW_LOOKBACK", value_parser = parse_duration)]
     pub lookback: Option<Duration>,
 
-    /// Relative hysteresis: inside speech a frame stays speech down to this many times the
-    /// background score, within [0.02, the negative threshold] (0: off) [default: off].
-    #[arg(long, env = "VADFLOW_FLOOR_RATIO")]
-    pub floor_ratio: Option<f32>,
-
     /// Shortest segment kept.
     #[arg(long, env = "VADFLOW_MIN_SPEECH", value_parser = parse_duration)]
     pub min_speech: Option<Duration>,
@@ -279,7 +274,6 @@ impl AnalysisArgs {
             max_segment: self.max_segment.unwrap_or(d.max_segment),
             silero_pauses: d.silero_pauses,
             lookback: self.lookback.unwrap_or(d.lookback),
-            floor_ratio: self.floor_ratio.unwrap_or(d.floor_ratio),
         };
         let params = Params {
             vad,

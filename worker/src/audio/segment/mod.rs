@@ -66,23 +66,7 @@ pub struct SegmentParams {
     /// score low until the voice is well under way, then start where they begin.
     #[serde(serialize_with = "secs", skip_serializing_if = "Duration::is_zero")]
     pub lookback: Duration,
-    /// Relative hysteresis (0: off): inside speech, and looking back, a frame counts as speech
-    /// down to this many times the background score (a running geometric mean of the scores of
-    /// the frames that are not speech, over about 5 s), within [`MIN_NEG`, `neg_threshold`]. Quiet
-    /// rooms have a background near 0, so the soft frames of a turn stay in it; noise raises
-    /// the background and the hysteresis with it.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub floor_ratio: f32,
 }
-
-fn is_zero(x: &f32) -> bool {
-    *x == 0.0
-}
-
-/// Lowest negative threshold the relative hysteresis goes to.
-pub const MIN_NEG: f32 = 0.02;
-/// Time constant of the background score.
-const FLOOR_SECONDS: f64 = 5.0;
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
@@ -102,7 +86,6 @@ impl Default for SegmentParams {
             max_segment: Duration::from_secs(30),
             silero_pauses: false,
             lookback: Duration::ZERO,
-            floor_ratio: 0.0,
         }
     }
 }
@@ -130,7 +113,6 @@ impl SegmentParams {
                 max_segment: Duration::from_secs(30),
                 silero_pauses: true,
                 lookback: Duration::ZERO,
-                floor_ratio: 0.0,
             },
         }
     }
@@ -165,9 +147,6 @@ impl SegmentParams {
         if self.pad_start > Duration::from_secs(5) || self.pad_end > Duration::from_secs(5) {
             return Err("padding must be at most 5 s".into());
         }
-        if !(0.0..=1000.0).contains(&self.floor_ratio) {
-            return Err("floor ratio must be between 0 and 1000".into());
-        }
         if self.lookback > Duration::from_secs(5) {
             return Err("lookback must be at most 5 s".into());
         }
@@ -194,10 +173,6 @@ pub struct Segmenter {
     /// at or above the negative threshold began (while no speech is triggered).
     lookback: u64,
     weak_since: Option<u64>,
-    /// The relative hysteresis: ratio, background score, and its smoothing per frame.
-    floor_ratio: f32,
-    floor: f32,
-    floor_alpha: f32,
     /// Longest unpadded span of a segment.
     max_span: u64,
     pos: u64,
@@ -243,9 +218,6 @@ impl Segmenter {
             silero_pauses: params.silero_pauses,
             lookback: samples(params.lookback, rate),
             weak_since: None,
-            floor_ratio: params.floor_ratio,
-            floor: params.neg_threshold / params.floor_ratio.max(1.0),
-            floor_alpha: (frame as f64 / (FLOOR_SECONDS * f64::from(rate))).min(1.0) as f32,
             max_span: samples(params.max_segment, rate)
                 .saturating_sub(pad_start + pad_end)
                 .max(frame),
@@ -276,18 +248,7 @@ impl Segmenter {
 
     /// Feeds the score of the next frame.
     pub fn push(&mut self, score: f32) {
-        let neg = if self.floor_ratio > 0.0 {
-            (self.floor * self.floor_ratio)
-                .clamp(MIN_NEG.min(self.neg_threshold), self.neg_threshold)
-        } else {
-            self.neg_threshold
-        };
-        let voiced = score >= self.threshold || (self.triggered && score >= neg);
-        if self.floor_ratio > 0.0 && !voiced {
-            // A geometric mean: the background is what most such frames score, not its tail.
-            let ln = score.max(1e-4).ln();
-            self.floor = (self.floor.ln() + self.floor_alpha * (ln - self.floor.ln())).exp();
-        }
+        let voiced = score >= self.threshold || (self.triggered && score >= self.neg_threshold);
         let frame_start = self.pos;
         let frame_end = self.pos + self.frame;
         self.pos = frame_end;
@@ -302,7 +263,8 @@ impl Segmenter {
         let mut extended = false;
         if !self.triggered {
             if self.lookback > 0 {
-                self.weak_since = (score >= neg).then(|| self.weak_since.unwrap_or(frame_start));
+                self.weak_since =
+                    (score >= self.neg_threshold).then(|| self.weak_since.unwrap_or(frame_start));
             }
             if self.window_voiced as f32 > limit {
                 // Speech starts at the first voiced frame of the window, or, with a lookback,
@@ -332,7 +294,7 @@ impl Segmenter {
             }
         }
         if !extended
-            && (!self.silero_pauses || score < neg)
+            && (!self.silero_pauses || score < self.neg_threshold)
             && let Some(open) = &self.open
             && frame_end - open.end >= self.close_after
         {

@@ -18,7 +18,6 @@ fn params() -> SegmentParams {
         max_segment: Duration::from_secs(100),
         silero_pauses: false,
         lookback: Duration::ZERO,
-        floor_ratio: 0.0,
     }
 }
 
@@ -236,39 +235,4 @@ fn lookback_starts_a_segment_where_its_soft_onset_began() {
     assert_eq!(scored(&short, &scores, 80), vec![(30, 70)]);
     // Frames above the negative threshold that never reach speech leave nothing.
     assert_eq!(scored(&back, &[0.4, 0.4, 0.4, 0.0], 40), vec![]);
-}
-
-#[test]
-fn relative_hysteresis_keeps_soft_frames_in_a_quiet_room_and_not_in_noise() {
-    let p = SegmentParams {
-        neg_threshold: 0.35,
-        min_silence: Duration::from_millis(50),
-        floor_ratio: 10.0,
-        ..params()
-    };
-    let fixed = SegmentParams {
-        floor_ratio: 0.0,
-        ..p
-    };
-    // 10 s of a quiet room, speech, 100 ms of soft frames (0.05), speech.
-    let turn = |background: f32| {
-        let mut s = vec![background; 1000];
-        s.extend([0.9; 10]);
-        s.extend([0.05; 10]);
-        s.extend([0.9; 10]);
-        s.push(background);
-        s
-    };
-    let quiet = turn(0.001);
-    assert_eq!(scored(&p, &quiet, 10_310), vec![(10_000, 10_300)]);
-    assert_eq!(
-        scored(&fixed, &quiet, 10_310),
-        vec![(10_000, 10_100), (10_200, 10_300)]
-    );
-    // In noise that scores 0.2 the same soft frames end the turn, as with a fixed hysteresis.
-    let noisy = turn(0.2);
-    assert_eq!(
-        scored(&p, &noisy, 10_310),
-        vec![(10_000, 10_100), (10_200, 10_300)]
-    );
 }
