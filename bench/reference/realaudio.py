@@ -17,6 +17,7 @@ Prints {"systems": {name: {file: [[start, end], ...]}}, "versions": {...}}.
 import json
 import os
 import sys
+import warnings
 
 import numpy as np
 import soundfile
@@ -45,6 +46,7 @@ def example_py(audio, mode):
 
 
 def main():
+    warnings.filterwarnings("ignore")
     labels_dir = sys.argv[1]
     with open(os.path.join(labels_dir, "labels.json")) as f:
         labels = json.load(f)["files"]
