@@ -29,6 +29,6 @@ cargo build --release --locked -q -p vadflow-eval --bin vadflow-eval
 echo "## Real recordings ($(date -u +%F), $(git rev-parse --short HEAD))"
 echo
 target/release/vadflow-eval real --labels "$dir" --python "$python" \
+  --system "vadflow --engine auto=--engine auto" \
   --system "vadflow --engine silero --min-silence 300ms=--engine silero --min-silence 300ms" \
-  --system "vadflow --engine silero --min-silence 300ms --lookback 1s=--engine silero --min-silence 300ms --lookback 1s" \
   2> >(grep -v -i warn >&2)

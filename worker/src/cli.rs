@@ -137,8 +137,10 @@ pub struct LocalArgs {
 /// How audio is analysed; shared by both modes.
 #[derive(Debug, Clone, Args)]
 pub struct AnalysisArgs {
-    /// VAD engine: webrtc (fast; fails in heavy noise) or silero (neural; holds up in noise).
-    /// Segmentation defaults depend on the engine (see docs/segments-schema.md).
+    /// VAD engine: webrtc (fast; fails in heavy noise, calls music speech), silero (neural;
+    /// holds up in noise, rejects music) or auto (silero, helped by WebRTC in quiet rooms: the
+    /// best on real recordings, docs/quality.md). Segmentation defaults depend on the engine
+    /// (see docs/segments-schema.md).
     #[arg(long, env = "VADFLOW_ENGINE", value_enum, default_value = "webrtc")]
     pub engine: EngineKind,
 
@@ -251,7 +253,7 @@ impl AnalysisArgs {
             sample_rate: self.vad_rate,
             mode: match self.engine {
                 EngineKind::Webrtc => self.mode.or(dv.mode),
-                EngineKind::Silero => self.mode,
+                EngineKind::Silero | EngineKind::Auto => self.mode,
             },
             frame_ms: self.frame_ms.unwrap_or(dv.frame_ms),
         };
@@ -260,7 +262,9 @@ impl AnalysisArgs {
         let neg_default = match (self.engine, self.threshold) {
             (_, None) => d.neg_threshold,
             (EngineKind::Webrtc, Some(t)) => t,
-            (EngineKind::Silero, Some(t)) => SegmentParams::silero_neg_threshold(t),
+            (EngineKind::Silero | EngineKind::Auto, Some(t)) => {
+                SegmentParams::silero_neg_threshold(t)
+            }
         };
         let segment = SegmentParams {
             threshold,
@@ -364,6 +368,19 @@ mod tests {
             panic!("local mode")
         };
         local.analysis.resolve()
+    }
+
+    #[test]
+    fn auto_takes_its_own_defaults_and_refuses_webrtc_settings() {
+        let (p, _) = local(&["--engine", "auto"]).expect("valid");
+        assert_eq!(p.vad, VadParams::for_engine(EngineKind::Auto));
+        assert_eq!(p.segment.min_silence, Duration::from_millis(400));
+        assert_eq!(p.segment.lookback, Duration::from_secs(1));
+        assert!(p.segment.silero_pauses);
+        let err = local(&["--engine", "auto", "--mode", "2"]).expect_err("refused");
+        assert!(err.to_string().contains("webrtc"), "{err}");
+        let err = local(&["--engine", "auto", "--frame-ms", "30"]).expect_err("refused");
+        assert!(err.to_string().contains("auto engine"), "{err}");
     }
 
     #[test]

@@ -139,7 +139,7 @@ fn assert_silero_document(doc: &serde_json::Value, truth: &[(f64, f64)], what: &
 }
 
 #[test]
-fn silero_holds_up_in_noise_where_webrtc_does_not() {
+fn silero_and_auto_hold_up_in_noise_where_webrtc_does_not() {
     for (wav, truth) in noisy_items() {
         let run = |params: &Params| {
             let a = analyze(
@@ -161,6 +161,14 @@ fn silero_holds_up_in_noise_where_webrtc_does_not() {
         let (webrtc, silero) = (run(&Params::default()), run(&silero()));
         assert!(silero >= 0.8, "silero segment F1 {silero}");
         assert!(webrtc < silero, "webrtc {webrtc} vs silero {silero}");
+        // The auto engine's WebRTC help stays off in noise, where WebRTC fires everywhere.
+        let auto = run(&Params {
+            vad: VadParams::for_engine(EngineKind::Auto),
+            segment: SegmentParams::for_engine(EngineKind::Auto),
+            ..Params::default()
+        });
+        assert!(auto >= 0.8, "auto segment F1 {auto}");
+        assert!(webrtc < auto, "webrtc {webrtc} vs auto {auto}");
     }
 }
 

@@ -8,6 +8,7 @@ pub mod channels;
 pub mod decode;
 pub mod decoder;
 pub mod ffmpeg;
+pub mod fused;
 pub mod fuzzing;
 pub mod guard;
 pub mod isomp4;

@@ -18,6 +18,8 @@ pub enum EngineKind {
     Webrtc,
     /// Silero VAD v6, a neural network (16 kHz, 32 ms frames); holds up in noise.
     Silero,
+    /// Silero, strengthened by WebRTC's decisions where the room is quiet (`audio::fused`).
+    Auto,
 }
 
 impl EngineKind {
@@ -25,6 +27,7 @@ impl EngineKind {
         match self {
             EngineKind::Webrtc => "webrtc",
             EngineKind::Silero => "silero",
+            EngineKind::Auto => "auto",
         }
     }
 }
@@ -58,7 +61,7 @@ impl VadParams {
                 mode: Some(3),
                 frame_ms: 30,
             },
-            EngineKind::Silero => VadParams {
+            EngineKind::Silero | EngineKind::Auto => VadParams {
                 engine,
                 sample_rate: silero::RATE,
                 mode: None,
@@ -89,10 +92,11 @@ impl VadParams {
                     ));
                 }
             }
-            EngineKind::Silero => {
+            EngineKind::Silero | EngineKind::Auto => {
+                let name = self.engine.as_str();
                 if self.sample_rate != silero::RATE {
                     return Err(format!(
-                        "the silero engine runs at 16000 Hz, not {}",
+                        "the {name} engine runs at 16000 Hz, not {}",
                         self.sample_rate
                     ));
                 }
@@ -101,7 +105,7 @@ impl VadParams {
                 }
                 if self.frame_ms != 32 {
                     return Err(format!(
-                        "the silero engine runs on 32 ms frames, not {} ms",
+                        "the {name} engine runs on 32 ms frames, not {} ms",
                         self.frame_ms
                     ));
                 }
@@ -127,6 +131,7 @@ impl VadParams {
         Ok(match self.engine {
             EngineKind::Webrtc => Box::new(WebRtc::new(self)),
             EngineKind::Silero => Box::new(silero::Silero::new()),
+            EngineKind::Auto => Box::new(super::fused::Fused::new()),
         })
     }
 }

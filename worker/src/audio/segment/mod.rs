@@ -114,6 +114,13 @@ impl SegmentParams {
                 silero_pauses: true,
                 lookback: Duration::ZERO,
             },
+            // Silero's rules with a longer minimum silence and a 1 s lookback, chosen on the
+            // real-audio development set and the synthetic corpus together (docs/quality.md).
+            super::vad::EngineKind::Auto => SegmentParams {
+                min_silence: Duration::from_millis(400),
+                lookback: Duration::from_secs(1),
+                ..SegmentParams::for_engine(super::vad::EngineKind::Silero)
+            },
         }
     }
 

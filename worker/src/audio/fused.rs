@@ -1,0 +1,167 @@
+//! The `auto` engine: Silero's probability per 32 ms frame, strengthened by WebRTC's decisions
+//! where the room is quiet.
+//!
+//! On quiet meeting audio Silero's probability sags on soft onsets and inside a speaker's turn,
+//! where WebRTC VAD still hears voice; in noise and music WebRTC calls everything speech. So
+//! WebRTC (mode 3, 10 ms frames, over the same audio) adds `WEIGHT` times the share of its
+//! voiced frames to Silero's probability, but only while the room is quiet: among the frames
+//! Silero is sure hold no speech (probability below `QUIET_P`), WebRTC has called fewer than
+//! `GATE` of its frames voiced so far. The weight is below the speech threshold (0.5), so WebRTC
+//! alone never starts speech; it keeps speech going and starts it sooner where Silero is unsure.
+//! Measured in `bench/realaudio.sh` and `bench/eval.sh` (docs/quality.md).
+
+use super::silero::{self, Silero};
+use super::vad::{Engine, EngineKind, VadParams, WebRtc};
+
+/// WebRTC's frame: 10 ms at 16 kHz.
+const SUB: usize = 160;
+/// How much a fully voiced WebRTC frame adds to Silero's probability.
+const WEIGHT: f32 = 0.4;
+/// Silero probabilities below this are frames sure to hold no speech.
+const QUIET_P: f32 = 0.1;
+/// The room is quiet while WebRTC calls fewer than this share of those frames voiced...
+const GATE: f32 = 0.3;
+/// ...once it has seen this many of them (about 1 s).
+const MIN_EVIDENCE: u32 = 31;
+
+#[allow(missing_debug_implementations)]
+pub struct Fused {
+    silero: Silero,
+    webrtc: WebRtc,
+    /// Samples of an unfinished WebRTC frame carried over to the next Silero frame.
+    carry: Vec<f32>,
+    quiet_frames: u32,
+    quiet_voiced: f32,
+    probs: Vec<f32>,
+}
+
+impl Default for Fused {
+    fn default() -> Self {
+        Fused::new()
+    }
+}
+
+impl Fused {
+    pub fn new() -> Fused {
+        let webrtc = VadParams {
+            engine: EngineKind::Webrtc,
+            sample_rate: silero::RATE,
+            mode: Some(3),
+            frame_ms: 10,
+        };
+        Fused {
+            silero: Silero::new(),
+            webrtc: WebRtc::new(&webrtc),
+            carry: Vec::with_capacity(2 * SUB),
+            quiet_frames: 0,
+            quiet_voiced: 0.0,
+            probs: Vec::with_capacity(silero::BLOCK),
+        }
+    }
+
+    /// The share of WebRTC's frames that end within `frame` which it calls voiced.
+    fn webrtc_share(&mut self, frame: &[f32]) -> f32 {
+        let (mut voiced, mut frames) = (0u32, 0u32);
+        let mut rest = frame;
+        if !self.carry.is_empty() {
+            let need = SUB - self.carry.len();
+            let (head, tail) = rest.split_at(need.min(rest.len()));
+            self.carry.extend_from_slice(head);
+            rest = tail;
+            if self.carry.len() == SUB {
+                voiced += u32::from(self.webrtc.score(&self.carry) > 0.5);
+                frames += 1;
+                self.carry.clear();
+            }
+        }
+        let mut chunks = rest.chunks_exact(SUB);
+        for sub in &mut chunks {
+            voiced += u32::from(self.webrtc.score(sub) > 0.5);
+            frames += 1;
+        }
+        self.carry.extend_from_slice(chunks.remainder());
+        if frames == 0 {
+            0.0
+        } else {
+            voiced as f32 / frames as f32
+        }
+    }
+
+    fn fuse(&mut self, p: f32, share: f32) -> f32 {
+        if p < QUIET_P {
+            self.quiet_frames = self.quiet_frames.saturating_add(1);
+            self.quiet_voiced += share;
+        }
+        let quiet = self.quiet_frames >= MIN_EVIDENCE
+            && self.quiet_voiced < GATE * self.quiet_frames as f32;
+        if quiet {
+            (p + WEIGHT * share).min(1.0)
+        } else {
+            p
+        }
+    }
+}
+
+impl Engine for Fused {
+    fn frame_len(&self) -> usize {
+        silero::FRAME
+    }
+    fn block_frames(&self) -> usize {
+        silero::BLOCK
+    }
+    fn score(&mut self, frame: &[f32]) -> f32 {
+        let p = self.silero.score(frame);
+        let share = self.webrtc_share(frame);
+        self.fuse(p, share)
+    }
+    fn score_frames(&mut self, samples: &[f32], scores: &mut Vec<f32>) {
+        let mut probs = std::mem::take(&mut self.probs);
+        probs.clear();
+        self.silero.score_frames(samples, &mut probs);
+        for (frame, &p) in samples.chunks_exact(silero::FRAME).zip(&probs) {
+            let share = self.webrtc_share(frame);
+            scores.push(self.fuse(p, share));
+        }
+        self.probs = probs;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webrtc_frames_are_counted_once_across_silero_frames() {
+        let mut f = Fused::new();
+        let silence = vec![0.0f32; silero::FRAME];
+        // 512 samples hold 3 whole 10 ms frames and 32 samples over; the fifth Silero frame has
+        // 4 (the carried samples complete one).
+        let mut total = 0;
+        for _ in 0..5 {
+            let before = f.carry.len();
+            let _ = f.webrtc_share(&silence);
+            total += (before + silero::FRAME) / SUB;
+        }
+        assert_eq!(total, 5 * silero::FRAME / SUB);
+        assert_eq!(f.carry.len(), 5 * silero::FRAME % SUB);
+    }
+
+    #[test]
+    fn webrtc_adds_to_silero_only_once_the_room_is_known_quiet() {
+        let mut f = Fused::new();
+        // Before a second of evidence, nothing is added.
+        assert_eq!(f.fuse(0.2, 1.0), 0.2);
+        for _ in 0..MIN_EVIDENCE {
+            assert_eq!(f.fuse(0.01, 0.0), 0.01);
+        }
+        assert!((f.fuse(0.2, 1.0) - 0.6).abs() < 1e-6);
+        // WebRTC alone does not reach the speech threshold.
+        assert!(f.fuse(0.0, 1.0) < 0.5);
+        // A room where WebRTC fires on what Silero calls non-speech is not quiet.
+        let mut noisy = Fused::new();
+        for _ in 0..100 {
+            noisy.fuse(0.01, 1.0);
+        }
+        assert_eq!(noisy.fuse(0.2, 1.0), 0.2);
+    }
+}
