@@ -243,12 +243,14 @@ impl Segmenter {
     /// Samples the segmenter may still need from the past (for rendering speech audio):
     /// everything before this position is final.
     pub fn earliest_needed(&self) -> u64 {
-        let mut from = self.window.front().map_or(self.pos, |w| w.0);
+        let front = self.window.front().map_or(self.pos, |w| w.0);
+        let mut from = front;
         if let Some(o) = &self.open {
             from = from.min(o.start);
         }
+        // A start found in the window may still reach back over the soft frames before it.
         if let Some(w) = self.weak_since {
-            from = from.min(w.max(self.pos.saturating_sub(self.lookback)));
+            from = from.min(w.max(front.saturating_sub(self.lookback)));
         }
         from.saturating_sub(self.pad_start).max(self.last_end)
     }

@@ -236,3 +236,39 @@ fn lookback_starts_a_segment_where_its_soft_onset_began() {
     // Frames above the negative threshold that never reach speech leave nothing.
     assert_eq!(scored(&back, &[0.4, 0.4, 0.4, 0.0], 40), vec![]);
 }
+
+#[test]
+fn audio_kept_for_rendering_covers_every_start_a_lookback_finds() {
+    // A smoothing window (the start is found inside it) with a lookback: whatever start the
+    // segmenter emits, the audio from there on (less the padding) was still kept.
+    let p = SegmentParams {
+        neg_threshold: 0.35,
+        smoothing: Duration::from_millis(50),
+        trigger: 0.5,
+        pad_start: Duration::from_millis(20),
+        lookback: Duration::from_millis(80),
+        ..params()
+    };
+    let mut s = Segmenter::new(&p, RATE, FRAME);
+    let mut kept_from = 0;
+    let mut starts = 0;
+    // Soft frames running into speech: the start is found two frames into the window, and the
+    // lookback takes it 80 ms further back.
+    let mut pattern = vec![0.0; 5];
+    pattern.extend([0.4; 12]);
+    pattern.extend([0.9; 5]);
+    pattern.extend([0.0; 20]);
+    for round in 0..20 {
+        for (i, &x) in pattern.iter().enumerate() {
+            // Vary the soft run's length from round to round.
+            let x = if i == 5 + round % 10 { 0.0 } else { x };
+            s.push(x);
+            for g in s.take_ready() {
+                assert!(g.start >= kept_from, "{} < {kept_from}", g.start);
+                starts += 1;
+            }
+            kept_from = kept_from.max(s.earliest_needed());
+        }
+    }
+    assert!(starts >= 20, "{starts} segments");
+}
