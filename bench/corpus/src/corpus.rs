@@ -374,7 +374,8 @@ pub fn generate(dir: &Path, files: usize, seed: u64, formats: bool) -> std::io::
     Ok(())
 }
 
-fn transcode_with(input: &Path, args: &[&str], out: &Path) {
+/// `input` converted by ffmpeg with `args` into `out`; panics if ffmpeg fails.
+pub fn transcode_with(input: &Path, args: &[&str], out: &Path) {
     let status = std::process::Command::new("ffmpeg")
         .args(["-loglevel", "error", "-y", "-i"])
         .arg(input)

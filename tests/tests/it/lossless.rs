@@ -54,18 +54,6 @@ fn wav24(rate: u32, channels: u16, samples: &[i32]) -> Vec<u8> {
     w
 }
 
-fn ffmpeg(src: &Path, args: &[&str], out: &Path) {
-    let ok = std::process::Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-i"])
-        .arg(src)
-        .args(args)
-        .arg(out)
-        .status()
-        .expect("run ffmpeg")
-        .success();
-    assert!(ok, "ffmpeg {args:?} -> {}", out.display());
-}
-
 #[test]
 fn alac_and_flac_decode_to_the_source_samples() {
     let dir: PathBuf =
@@ -119,7 +107,7 @@ fn alac_and_flac_decode_to_the_source_samples() {
         for (name, args) in cases {
             let out = dir.join(format!("{depth}-{name}"));
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            ffmpeg(&src, &args, &out);
+            corpus::transcode_with(&src, &args, &out);
             let got = samples(&out);
             assert_eq!(got.len(), want.len(), "{}: sample count", out.display());
             let first = got.iter().zip(&want).position(|(a, b)| a != b);
