@@ -87,6 +87,18 @@ pub fn take_decoder_warnings() -> DecoderWarnings {
     DECODER_WARNINGS.with(|w| std::mem::take(&mut *w.borrow_mut()))
 }
 
+/// Counts a problem that a decoder of vadflow's own found in the file being decoded on this
+/// thread, with the decoding libraries' warnings: reported once per file, with the count.
+pub fn decoder_warning(text: impl FnOnce() -> String) {
+    DECODER_WARNINGS.with(|w| {
+        let mut w = w.borrow_mut();
+        w.count += 1;
+        if w.first.is_none() {
+            w.first = Some(text());
+        }
+    });
+}
+
 /// The `log` crate's logger: forwards records to tracing, except the decoders' (see the module
 /// documentation).
 struct DependencyLog {
@@ -107,13 +119,7 @@ impl log::Log for DependencyLog {
         // The probe "skips junk" before every MP4 (its marker, `ftyp`, is 4 bytes in): not a
         // problem of the file.
         if record.level() <= log::Level::Warn && record.target() != PROBE_TARGET {
-            DECODER_WARNINGS.with(|w| {
-                let mut w = w.borrow_mut();
-                w.count += 1;
-                if w.first.is_none() {
-                    w.first = Some(record.args().to_string());
-                }
-            });
+            decoder_warning(|| record.args().to_string());
         }
     }
 

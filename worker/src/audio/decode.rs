@@ -1,18 +1,24 @@
 //! **decode**: any supported container and codec to mono `f32` at the source rate, streaming.
 //!
 //! symphonia demuxes WAV (PCM, float, µ-law, A-law, IMA ADPCM), FLAC, MP1/MP2/MP3, Ogg, MP4 / M4A /
-//! MOV, ADTS, Matroska / WebM, AIFF / AIFC and CAF, and decodes PCM, FLAC, MPEG audio, Vorbis,
-//! AAC-LC and ALAC; libopus decodes Opus from Ogg and Matroska ([`super::opus`]). Encoder
+//! MOV, ADTS, Matroska / WebM, AIFF / AIFC and CAF, and decodes PCM, FLAC, MP1, MP2, Vorbis and
+//! AAC-LC; nanomp3-core decodes MP3 ([`super::mp3`]), vadflow's own decoder ALAC
+//! ([`super::alac`]), libopus Opus from Ogg and Matroska ([`super::opus`]): each where it was
+//! measurably faster (docs/performance.md). Encoder
 //! delay and padding are trimmed (gapless) wherever the container records them, MP4's edit list
 //! included ([`super::isomp4`]), so the same audio keeps the same timing in every format. Channels
 //! are averaged into mono.
 
+use super::alac::Alac;
 use super::guard::Front;
+use super::mp3::Mp3;
 use super::opus::{OpusState, decode_opus, open_opus};
 use super::{Limits, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 use symphonia::core::audio::{Audio, AudioBuffer, GenericAudioBufferRef, sample::Sample};
 use symphonia::core::codecs::CodecParameters;
-use symphonia::core::codecs::audio::well_known::{CODEC_ID_MP1, CODEC_ID_MP2, CODEC_ID_OPUS};
+use symphonia::core::codecs::audio::well_known::{
+    CODEC_ID_ALAC, CODEC_ID_MP1, CODEC_ID_MP2, CODEC_ID_MP3, CODEC_ID_OPUS,
+};
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymErr;
 use symphonia::core::formats::probe::Hint;
@@ -85,6 +91,8 @@ impl std::fmt::Debug for Native {
 
 enum Codec {
     Symphonia(Box<dyn AudioDecoder>),
+    Alac(Box<Alac>),
+    Mp3(Box<Mp3>),
     Opus(OpusState),
 }
 
@@ -185,6 +193,24 @@ impl Native {
         let (codec, sample_rate, channels, codec_name) = if params.codec == CODEC_ID_OPUS {
             let (state, rate, channels) = open_opus(&params, preferred_rate, keep_channels)?;
             (Codec::Opus(state), rate, channels, "opus")
+        } else if params.codec == CODEC_ID_ALAC {
+            let dec = Alac::new(params.extra_data.as_deref())
+                .map_err(|e| Failure::new(Reason::InvalidAudio, e))?;
+            let rate = params
+                .sample_rate
+                .ok_or_else(|| invalid("the stream does not declare a sample rate"))?;
+            check_rate(rate)?;
+            let channels = dec.channels();
+            (Codec::Alac(Box::new(dec)), rate, channels, "alac")
+        } else if params.codec == CODEC_ID_MP3 {
+            let rate = params
+                .sample_rate
+                .ok_or_else(|| invalid("the stream does not declare a sample rate"))?;
+            check_rate(rate)?;
+            let channels =
+                channels.ok_or_else(|| invalid("the stream does not declare its channels"))?;
+            let dec = Mp3::new(channels).map_err(invalid)?;
+            (Codec::Mp3(Box::new(dec)), rate, channels, "mp3")
         } else {
             let rate = params
                 .sample_rate
@@ -227,7 +253,9 @@ impl Native {
             trim: Trim::default(),
             out_channels: keep(channels),
         };
-        if let (Some(edit), Codec::Symphonia(_)) = (front.edit, &decoder.codec) {
+        if let (Some(edit), Codec::Symphonia(_) | Codec::Alac(_) | Codec::Mp3(_)) =
+            (front.edit, &decoder.codec)
+        {
             decoder.trim = Trim {
                 skip: edit.skip_frames(sample_rate),
                 keep: edit.keep_frames(sample_rate),
@@ -237,7 +265,12 @@ impl Native {
             // by 481 samples (512 − 31), which every decoder outputs first.
             decoder.trim.skip = MPA_FILTERBANK_DELAY;
         }
-        if let Some(n) = declared_frames.filter(|_| matches!(decoder.codec, Codec::Symphonia(_))) {
+        if let Some(n) = declared_frames.filter(|_| {
+            matches!(
+                decoder.codec,
+                Codec::Symphonia(_) | Codec::Alac(_) | Codec::Mp3(_)
+            )
+        }) {
             let bytes = params
                 .bits_per_coded_sample
                 .or(params.bits_per_sample)
@@ -300,9 +333,14 @@ impl Native {
                 Codec::Symphonia(dec) => {
                     decode_symphonia(dec.as_mut(), &packet, &mut self.interleaved, out)
                 }
+                Codec::Alac(dec) => decode_alac(dec, &packet, self.out_channels > 1, out),
+                Codec::Mp3(dec) => {
+                    guarded("MP3", || dec.decode(&packet, self.out_channels > 1, out))
+                }
                 Codec::Opus(state) => decode_opus(state, &packet, self.sample_rate, out),
             };
             if let Err(why) = decoded {
+                vadflow_common::telemetry::decoder_warning(|| why.clone());
                 self.bad_packets += 1;
                 if self.bad_packets > MAX_BAD_PACKETS {
                     return Err(invalid(format!(
@@ -409,6 +447,28 @@ fn guarded_decode<'d>(
     }))
     .map_err(|_| "the codec library failed on this packet (a panic, caught)".to_owned())??;
     Ok(dec.last_decoded())
+}
+
+/// Decodes one ALAC packet, a panic (there should be none) caught as for symphonia's codecs.
+fn decode_alac(
+    dec: &mut Alac,
+    packet: &Packet,
+    interleave: bool,
+    out: &mut Vec<f32>,
+) -> Result<(), String> {
+    guarded("ALAC", || dec.decode(&packet.data))?;
+    if interleave {
+        dec.interleave_into(out);
+    } else {
+        dec.mix_into(out);
+    }
+    Ok(())
+}
+
+/// Runs a decoder on one packet; a panic (there should be none) is an undecodable packet.
+fn guarded(codec: &str, f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|_| format!("the {codec} decoder failed on this packet (a panic, caught)"))?
 }
 
 /// Appends the channels of the next packet, interleaved, to `out`.

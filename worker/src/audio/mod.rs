@@ -4,6 +4,7 @@
 //! length of the audio. [`pipeline::analyze`] wires them together; the same function serves the
 //! distributed worker and local mode.
 
+mod alac;
 pub mod channels;
 pub mod decode;
 pub mod decoder;
@@ -12,6 +13,7 @@ pub mod fused;
 pub mod fuzzing;
 pub mod guard;
 pub mod isomp4;
+mod mp3;
 mod opus;
 pub mod pipeline;
 pub mod render;
