@@ -1,13 +1,12 @@
 //! **decode**: any supported container and codec to mono `f32` at the source rate, streaming.
 //!
 //! symphonia demuxes WAV (PCM, float, µ-law, A-law, IMA ADPCM), FLAC, MP1/MP2/MP3, Ogg, MP4 / M4A /
-//! MOV, ADTS, Matroska / WebM, AIFF / AIFC and CAF, and decodes PCM, FLAC, MP1, MP2, Vorbis and
-//! AAC-LC; nanomp3-core decodes MP3 ([`super::mp3`]), vadflow's own decoder ALAC
+//! MOV, ADTS, Matroska / WebM, AIFF / AIFC and CAF, and decodes PCM, FLAC, Vorbis and AAC-LC;
+//! nanomp3-core decodes MPEG audio, layers I to III ([`super::mp3`]), vadflow's own decoder ALAC
 //! ([`super::alac`]), libopus Opus from Ogg and Matroska ([`super::opus`]): each where it was
-//! measurably faster (docs/performance.md). Encoder
-//! delay and padding are trimmed (gapless) wherever the container records them, MP4's edit list
-//! included ([`super::isomp4`]), so the same audio keeps the same timing in every format. Channels
-//! are averaged into mono.
+//! measurably faster (docs/performance.md). Encoder delay and padding are trimmed (gapless)
+//! wherever the container records them, MP4's edit list included ([`super::isomp4`]), so the same
+//! audio keeps the same timing in every format. Channels are averaged into mono.
 
 use super::alac::Alac;
 use super::guard::Front;
@@ -202,7 +201,7 @@ impl Native {
             check_rate(rate)?;
             let channels = dec.channels();
             (Codec::Alac(Box::new(dec)), rate, channels, "alac")
-        } else if params.codec == CODEC_ID_MP3 {
+        } else if [CODEC_ID_MP1, CODEC_ID_MP2, CODEC_ID_MP3].contains(&params.codec) {
             let rate = params
                 .sample_rate
                 .ok_or_else(|| invalid("the stream does not declare a sample rate"))?;
@@ -210,7 +209,12 @@ impl Native {
             let channels =
                 channels.ok_or_else(|| invalid("the stream does not declare its channels"))?;
             let dec = Mp3::new(channels).map_err(invalid)?;
-            (Codec::Mp3(Box::new(dec)), rate, channels, "mp3")
+            let name = match params.codec {
+                CODEC_ID_MP1 => "mp1",
+                CODEC_ID_MP2 => "mp2",
+                _ => "mp3",
+            };
+            (Codec::Mp3(Box::new(dec)), rate, channels, name)
         } else {
             let rate = params
                 .sample_rate

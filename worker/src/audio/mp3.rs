@@ -1,4 +1,4 @@
-//! **decode**, MP3: MPEG-1/2/2.5 Layer III frames, demuxed by symphonia (MP3 files, Matroska,
+//! **decode**, MPEG audio: MPEG-1/2/2.5 frames of layers I, II and III (MP1, MP2, MP3), demuxed by symphonia (MP3 files, Matroska,
 //! MP4), decoded by nanomp3-core, a safe Rust port of minimp3 whose output is bit-identical to
 //! minimp3's; 1.75× faster than symphonia's MP3 decoder on the same frames (docs/performance.md).
 //!
