@@ -6,7 +6,7 @@
 #     ADTS, WebM Opus, MP3 in Matroska, AIFF, CAF, MP2; 10 minutes of 44.1 kHz stereo speech,
 #     Opus 48 kHz) against soundfile + soxr, or ffmpeg where libsndfile has no reader.
 # Prints the table: real-time factor per core (audio seconds per second of one core) and ratios.
-#   bench/kernels.sh [--runs N]        (default: 5 runs, medians)
+#   bench/kernels.sh [--runs N]        (default: 5 interleaved rounds, medians)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -42,9 +42,19 @@ if [ ! -f "$work/formats/speech.mp2" ]; then
   ffmpeg -v error -y -i "$src" -c:a mp2 -b:a 192k "$work/formats/speech.mp2"
 fi
 
-echo "bench: reference (Python, one thread), $runs runs each" >&2
-OMP_NUM_THREADS=1 "$python" bench/reference/kernels.py --audio "$work/speech-1h.wav" --model "$model" \
-  --formats "$work/formats" --runs "$runs" >"$work/reference.json"
-echo "bench: vadflow (release, one thread), $runs runs each" >&2
-cargo bench --locked -q -p vadflow-worker --bench kernels -- \
-  --audio "$work/speech-1h.wav" --formats "$work/formats" --reference "$work/reference.json" --runs "$runs"
+# Interleaved rounds: each round runs every reference kernel once, then every vadflow kernel
+# once against that round's reference figures, so a slow spell of this shared machine falls on
+# both sides of a ratio. The table gives medians over the rounds, ratios as the median of the
+# per-round ratios with their range.
+cargo bench --locked -q -p vadflow-worker --bench kernels --no-run 2>/dev/null
+rounds="$work/rounds"
+rm -rf "$rounds"; mkdir -p "$rounds"
+for r in $(seq "$runs"); do
+  echo "bench: round $r of $runs: reference (Python, one thread), then vadflow (release, one thread)" >&2
+  OMP_NUM_THREADS=1 "$python" bench/reference/kernels.py --audio "$work/speech-1h.wav" --model "$model" \
+    --formats "$work/formats" --runs 1 >"$rounds/reference-$r.json"
+  cargo bench --locked -q -p vadflow-worker --bench kernels -- \
+    --audio "$work/speech-1h.wav" --formats "$work/formats" --reference "$rounds/reference-$r.json" \
+    --runs 1 >"$rounds/vadflow-$r.md"
+done
+"$python" bench/kernels_table.py "$rounds"/vadflow-*.md
