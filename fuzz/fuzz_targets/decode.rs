@@ -18,6 +18,8 @@ static HOOK: Once = Once::new();
 
 fuzz_target!(|data: &[u8]| {
     HOOK.call_once(|| {
+        // Drop libfuzzer-sys's hook (it aborts on any panic); the next take is std's default.
+        let _ = std::panic::take_hook();
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             default(info);
