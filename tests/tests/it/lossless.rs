@@ -10,8 +10,14 @@ use vadflow_tests::corpus::{self, Rng};
 use vadflow_worker::audio::Limits;
 use vadflow_worker::audio::decoder::{Decoder, DecoderChoice};
 
-/// Every sample of `path`, interleaved, at its own rate, as the worker decodes it natively.
+/// Every sample of a stereo `path`, interleaved, at its own rate, as the worker decodes it
+/// natively.
 fn samples(path: &Path) -> Vec<f32> {
+    decoded(path, 2)
+}
+
+/// Every sample of `path` (of `channels` channels, interleaved), at its own rate.
+fn decoded(path: &Path, channels: usize) -> Vec<f32> {
     let limits = Limits::default();
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_owned);
     let file = std::fs::File::open(path).expect("open");
@@ -24,7 +30,7 @@ fn samples(path: &Path) -> Vec<f32> {
         2,
     )
     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(dec.out_channels(), 2, "{}", path.display());
+    assert_eq!(dec.out_channels(), channels, "{}", path.display());
     let mut out = Vec::new();
     while dec
         .next_block(&mut out, &limits)
@@ -244,11 +250,7 @@ fn mp3_decodes_as_ffmpeg_does() {
     ] {
         let path = dir.join(name);
         corpus::transcode_with(&src, &args, &path);
-        let ours = if channels == 2 {
-            samples(&path)
-        } else {
-            mono_samples(&path)
-        };
+        let ours = decoded(&path, channels);
         let out = std::process::Command::new("ffmpeg")
             .args(["-v", "error", "-i"])
             .arg(&path)
@@ -277,26 +279,4 @@ fn mp3_decodes_as_ffmpeg_does() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Every sample of a mono file, as the worker decodes it natively.
-fn mono_samples(path: &Path) -> Vec<f32> {
-    let limits = Limits::default();
-    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_owned);
-    let file = std::fs::File::open(path).expect("open");
-    let mut dec = Decoder::open(
-        Box::new(file),
-        ext.as_deref(),
-        &limits,
-        16_000,
-        &DecoderChoice::default(),
-        2,
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut out = Vec::new();
-    while dec
-        .next_block(&mut out, &limits)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    {}
-    out
 }
