@@ -248,6 +248,8 @@ impl Letter {
                     .clone()
                     .unwrap_or_else(|| "dead-lettered without a reason".into()),
             ),
+            external_id: None,
+            segment_list: None,
         })
     }
 }

@@ -56,6 +56,14 @@ impl Exposition {
         self.sample(name, "", value);
     }
 
+    /// A gauge with one label: a sample per `(label value, value)`.
+    pub fn gauge_by(&mut self, name: &str, help: &str, label: &str, samples: &[(&str, u64)]) {
+        self.family(name, "gauge", help);
+        for (v, n) in samples {
+            self.sample(name, &format!("{label}=\"{v}\""), n);
+        }
+    }
+
     /// A histogram family: one series per `(labels, histogram)` (labels `""` for none).
     pub fn histograms(&mut self, name: &str, help: &str, series: &[(&str, &Histogram)]) {
         self.family(name, "histogram", help);
@@ -127,11 +135,13 @@ mod tests {
         e.counter("a_total", "A.", 3);
         e.counter_by("b_total", "B.", "outcome", &[("done", 2), ("failed", 1)]);
         e.gauge("c", "C.", 1);
+        e.gauge_by("g", "G.", "queue", &[("jobs", 7)]);
         e.histograms("d_seconds", "D.", &[("stage=\"x\"", &h)]);
         let text = e.finish();
         assert!(text.contains("# HELP a_total A.\n# TYPE a_total counter\na_total 3\n"));
         assert!(text.contains("b_total{outcome=\"failed\"} 1\n"));
         assert!(text.contains("# TYPE c gauge\nc 1\n"));
+        assert!(text.contains("# TYPE g gauge\ng{queue=\"jobs\"} 7\n"));
         assert!(text.contains("d_seconds_bucket{stage=\"x\",le=\"0.025\"} 0\n"));
         assert!(text.contains("d_seconds_bucket{stage=\"x\",le=\"0.05\"} 1\n"));
         assert!(text.contains("d_seconds_count{stage=\"x\"} 1\n"));

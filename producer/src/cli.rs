@@ -116,8 +116,34 @@ pub struct RegisterArgs {
 
     /// Objects or prefixes: s3://bucket/key registers one object; s3://bucket/prefix/ (or a
     /// key that is not an object) registers every audio object under the prefix.
-    #[arg(required = true, value_name = "S3_URI")]
+    #[arg(
+        required_unless_present = "sql",
+        conflicts_with = "sql",
+        value_name = "S3_URI"
+    )]
     pub targets: Vec<String>,
+
+    /// Register the files a read-only query lists, from your own catalog tables. Its columns:
+    /// `uri` (s3://bucket/key) or `bucket` and `key`; optionally `created_at` (the file's time
+    /// for `enqueue --since`; default now) and `external_id` (your id of the file, text or
+    /// integer, kept on the row and carried in result events). Rows are streamed and inserted
+    /// in batches; files already registered are left alone.
+    #[arg(long, value_name = "QUERY", conflicts_with_all = ["from", "all_objects"])]
+    pub sql: Option<String>,
+
+    /// Run --sql on this database instead of DATABASE_URL (its default search_path, not
+    /// vadflow's schema).
+    #[arg(
+        long,
+        env = "VADFLOW_SOURCE_DATABASE_URL",
+        hide_env_values = true,
+        requires = "sql"
+    )]
+    pub source_database_url: Option<vadflow_common::redact::SecretUrl>,
+
+    /// Rows inserted per statement with --sql.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=50_000))]
+    pub batch_size: u32,
 
     /// Upload the audio files under this local directory to the (single) target prefix first,
     /// keeping their relative paths, then register them.
@@ -203,6 +229,20 @@ pub struct CollectArgs {
     /// by default the writer runs until it is stopped.
     #[arg(long, value_parser = vadflow_common::config::parse_duration)]
     pub exit_when_idle: Option<std::time::Duration>,
+
+    /// Also write each done file's speech segments to the `speech_segments` table, in the same
+    /// transaction as its result. Segments travel in the result event (up to 2,000 per file);
+    /// for files with more, the collector reads the file's `segments.json` from S3 (the --s3-*
+    /// settings, used only then).
+    #[arg(long, env = "VADFLOW_STORE_SEGMENTS")]
+    pub store_segments: bool,
+
+    /// How often the depth and consumers of every queue are read for /metrics.
+    #[arg(long, env = "VADFLOW_QUEUE_POLL_INTERVAL", default_value = "15s", value_parser = vadflow_common::config::parse_duration)]
+    pub queue_poll_interval: std::time::Duration,
+
+    #[command(flatten)]
+    pub s3: S3Args,
 }
 
 #[cfg(test)]

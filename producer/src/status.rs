@@ -4,8 +4,6 @@
 use crate::cli::StatusArgs;
 use crate::state::FileStatus;
 use anyhow::Context;
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use serde::Serialize;
 use vadflow_common::amqp;
 
@@ -109,34 +107,17 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<Status> {
         args.db.connect_timeout,
     )
     .await?;
-    let mut queues = Vec::new();
-    for queue in topology.all_queues() {
-        // A failed passive declare closes the channel, so each queue gets its own.
-        let ch = conn.create_channel().await.context("open AMQP channel")?;
-        let declared = ch
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await;
-        queues.push(match declared {
-            Ok(q) => QueueDepth {
-                queue,
-                messages: Some(q.message_count()),
-                consumers: Some(q.consumer_count()),
-            },
-            Err(_) => QueueDepth {
-                queue,
-                messages: None,
-                consumers: None,
-            },
-        });
-        let _ = ch.close(200, "done".into()).await;
-    }
+    let queues = topology
+        .depths(&conn)
+        .await
+        .context("read queue depths")?
+        .into_iter()
+        .map(|(queue, depth)| QueueDepth {
+            queue,
+            messages: depth.map(|d| d.0),
+            consumers: depth.map(|d| d.1),
+        })
+        .collect();
     let _ = conn.close(200, "done".into()).await;
     Ok(Status { files, queues })
 }

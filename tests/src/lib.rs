@@ -342,11 +342,14 @@ impl TestCtx {
             "--s3-endpoint",
             s3.endpoint.as_deref().unwrap_or_default(),
             "--s3-region",
-            &s3.region,
+            s3.region.as_deref().unwrap_or_default(),
             "--s3-access-key-id",
-            &s3.access_key_id,
+            s3.access_key_id.as_deref().unwrap_or_default(),
             "--s3-secret-access-key",
-            s3.secret_access_key.expose(),
+            s3.secret_access_key
+                .as_ref()
+                .map(|s| s.expose())
+                .unwrap_or_default(),
             "--results-bucket",
             BUCKET,
             "--results-prefix",
@@ -394,6 +397,9 @@ impl TestCtx {
             prefetch: 64,
             exit_when_idle: None,
             http_addr: None,
+            store_segments: false,
+            queue_poll_interval: Duration::from_secs(15),
+            s3: self.stack.s3.clone(),
         }
     }
 
@@ -426,11 +432,17 @@ impl TestCtx {
             ("VADFLOW_RETRY_BASE", "200ms".into()),
             ("VADFLOW_DB_SCHEMA", self.db.db_schema.clone()),
             ("AWS_ENDPOINT_URL", s3.endpoint.clone().unwrap_or_default()),
-            ("AWS_REGION", s3.region.clone()),
-            ("AWS_ACCESS_KEY_ID", s3.access_key_id.clone()),
+            ("AWS_REGION", s3.region.clone().unwrap_or_default()),
+            (
+                "AWS_ACCESS_KEY_ID",
+                s3.access_key_id.clone().unwrap_or_default(),
+            ),
             (
                 "AWS_SECRET_ACCESS_KEY",
-                s3.secret_access_key.expose().to_owned(),
+                s3.secret_access_key
+                    .as_ref()
+                    .map(|s| s.expose().to_owned())
+                    .unwrap_or_default(),
             ),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
             ("VADFLOW_RESULTS_BUCKET", BUCKET.into()),

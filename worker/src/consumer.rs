@@ -358,6 +358,8 @@ fn base_event(shared: &Shared, job: &Job, attempt: u32, outcome: Outcome) -> Res
         segments: None,
         reason: None,
         error: None,
+        external_id: job.external_id.clone(),
+        segment_list: None,
     }
 }
 
@@ -368,6 +370,7 @@ fn done_event(shared: &Shared, job: &Job, attempt: u32, done: &JobDone) -> Resul
         duration_s: Some(done.analysis.duration_s()),
         speech_s: Some(done.analysis.speech_s()),
         segments: Some(u32::try_from(done.analysis.segments.len()).unwrap_or(u32::MAX)),
+        segment_list: crate::audio::render::event_segments(&done.analysis),
         ..base_event(shared, job, attempt, Outcome::Done)
     }
 }

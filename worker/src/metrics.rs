@@ -106,7 +106,7 @@ impl Metrics {
         InFlight(self)
     }
 
-    /// The Prometheus text exposition, plus `ready` as `vadflow_ready`.
+    /// The Prometheus text exposition, plus `ready` as `vadflow_ready{component="worker"}`.
     pub fn render(&self, ready: bool) -> String {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut e = Exposition::new();
@@ -175,10 +175,11 @@ impl Metrics {
             "Jobs being processed now.",
             load(&self.in_flight),
         );
-        e.gauge(
+        e.gauge_by(
             "vadflow_ready",
-            "Whether the worker is connected and consuming.",
-            u8::from(ready),
+            "Whether the process is connected and consuming, by component.",
+            "component",
+            &[("worker", u64::from(ready))],
         );
         e.finish()
     }
@@ -224,7 +225,7 @@ mod tests {
         assert!(text.contains("vadflow_stage_duration_seconds_count{stage=\"fetch\"} 1\n"));
         assert!(text.contains("vadflow_audio_seconds_total 1.5\n"));
         assert!(text.contains("vadflow_jobs_in_flight 1\n"));
-        assert!(text.contains("vadflow_ready 1\n"));
+        assert!(text.contains("vadflow_ready{component=\"worker\"} 1\n"));
         assert!(text.contains("vadflow_jobs_started_total 1\n"));
         assert!(text.contains("vadflow_jobs_abandoned_total 0\n"));
         assert!(text.contains("vadflow_deliveries_dropped_total 3\n"));

@@ -60,7 +60,10 @@ seccompProfile:
       key: {{ .Values.secrets.database.urlKey }}
 {{- end -}}
 
+{{/* Static S3 keys from a Secret, unless secrets.s3.existingSecret is empty: then the AWS
+credential chain (IRSA, Pod Identity) through the service account. */}}
 {{- define "vadflow.env.s3" -}}
+{{- if .Values.secrets.s3.existingSecret }}
 - name: AWS_ACCESS_KEY_ID
   valueFrom:
     secretKeyRef:
@@ -71,6 +74,21 @@ seccompProfile:
     secretKeyRef:
       name: {{ .Values.secrets.s3.existingSecret }}
       key: {{ .Values.secrets.s3.secretAccessKeyKey }}
+{{- end }}
+{{- end -}}
+
+{{- define "vadflow.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{ .Values.serviceAccount.name | default (include "vadflow.fullname" .) }}
+{{- else -}}
+{{ .Values.serviceAccount.name | default "default" }}
+{{- end -}}
+{{- end -}}
+
+{{/* The pod spec's identity lines. */}}
+{{- define "vadflow.podIdentity" -}}
+serviceAccountName: {{ include "vadflow.serviceAccountName" . }}
+automountServiceAccountToken: {{ .Values.serviceAccount.automountToken }}
 {{- end -}}
 
 {{- define "vadflow.tmp" -}}

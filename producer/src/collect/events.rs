@@ -4,6 +4,8 @@
 
 use super::CollectorStats;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
+use vadflow_common::Reason;
 use vadflow_common::wire::Outcome;
 
 /// Log messages, as tests and operators search for them.
@@ -24,11 +26,15 @@ pub struct Recorded<'a> {
     pub span: &'a tracing::Span,
     pub job_id: &'a str,
     pub outcome: Outcome,
+    /// A failure's reason.
+    pub reason: Option<Reason>,
+    /// From the worker finishing the job to the commit of its result.
+    pub lag: Duration,
 }
 
 impl Recorded<'_> {
     pub fn emit(self, stats: &CollectorStats) {
-        stats.record(self.outcome);
+        stats.record(self.outcome, self.reason, self.lag);
         tracing::debug!(parent: self.span, job_id = self.job_id, outcome = self.outcome.as_str(), "{}", msg::RECORDED);
     }
 }

@@ -16,69 +16,23 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use sqlx::PgPool;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use vadflow_common::deadletter::Letter;
 use vadflow_common::session::{Backoff, Session, reconnect};
-use vadflow_common::wire::{Outcome, ResultEvent};
+use vadflow_common::wire::ResultEvent;
 
 pub mod events;
 mod record;
+pub mod segments;
+mod stats;
 use events::msg;
 use record::apply_in;
 pub use record::{apply, is_permanent};
-
-/// The collector's counters and readiness, served on `--http-addr`.
-#[derive(Debug, Default)]
-pub struct CollectorStats {
-    ready: AtomicBool,
-    recorded: [AtomicU64; 3],
-    dead_lettered: AtomicU64,
-}
-
-impl CollectorStats {
-    fn record(&self, outcome: Outcome) {
-        let i = match outcome {
-            Outcome::Done => 0,
-            Outcome::Failed => 1,
-            Outcome::Retrying => 2,
-        };
-        self.recorded[i].fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-impl vadflow_common::http::Probe for CollectorStats {
-    fn ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
-    }
-    fn metrics(&self) -> String {
-        let r = |i: usize| self.recorded[i].load(Ordering::Relaxed);
-        let mut e = vadflow_common::prometheus::Exposition::new();
-        e.counter_by(
-            "vadflow_results_recorded_total",
-            "Result events recorded in the database, by outcome.",
-            "outcome",
-            &[
-                (Outcome::Done.as_str(), r(0)),
-                (Outcome::Failed.as_str(), r(1)),
-                (Outcome::Retrying.as_str(), r(2)),
-            ],
-        );
-        e.counter(
-            "vadflow_results_dead_lettered_total",
-            "Result events that could not be stored.",
-            self.dead_lettered.load(Ordering::Relaxed),
-        );
-        e.gauge(
-            "vadflow_ready",
-            "Whether the collector is connected and consuming.",
-            u8::from(self.ready()),
-        );
-        e.finish()
-    }
-}
+use segments::SegmentSource;
+pub use stats::{CollectorStats, QueueGauge};
 
 /// The collector, built from its settings and ready to run: the one builder that `main` and
 /// the tests use.
@@ -90,6 +44,7 @@ pub struct Collector {
     ca_pem: Option<String>,
     stats: Arc<CollectorStats>,
     http: Option<tokio::net::TcpListener>,
+    segments: Option<SegmentSource>,
 }
 
 impl Collector {
@@ -108,6 +63,11 @@ impl Collector {
             None => None,
         };
         let pool = args.db.connect().await?;
+        let segments = if args.store_segments {
+            Some(SegmentSource::new(args.s3.client().await?))
+        } else {
+            None
+        };
         Ok(Collector {
             args,
             pool,
@@ -115,6 +75,7 @@ impl Collector {
             ca_pem,
             stats: Arc::new(CollectorStats::default()),
             http,
+            segments,
         })
     }
 
@@ -133,7 +94,15 @@ impl Collector {
             ca_pem,
             stats,
             http,
+            segments,
         } = self;
+        let sink = Sink {
+            pool: &pool,
+            stats: &stats,
+            segments: segments.as_ref(),
+            store_segments: args.store_segments,
+            shutdown: &shutdown,
+        };
         if let Some(listener) = http {
             let bound = vadflow_common::http::serve_on(listener, stats.clone(), shutdown.clone())?;
             tracing::info!(addr = %bound, "{}", msg::SERVING);
@@ -163,15 +132,11 @@ impl Collector {
             };
             stats.ready.store(true, Ordering::Relaxed);
             tracing::info!(queue = %queue, "{}", msg::CONSUMING);
-            let consumed = consume(
-                &session,
-                letters,
-                &pool,
-                &stats,
-                args.exit_when_idle,
-                &shutdown,
-            )
-            .await;
+            // The queue poller shares the session and ends with the consumer.
+            let consumed = tokio::select! {
+                consumed = consume(&session, letters, &sink, args.exit_when_idle) => consumed,
+                never = poll_queues(&session.conn, &topology, &stats, args.queue_poll_interval) => match never {},
+            };
             stats.ready.store(false, Ordering::Relaxed);
             match consumed {
                 Ok(()) => {
@@ -196,6 +161,47 @@ pub async fn run(args: CollectArgs, shutdown: CancellationToken) -> anyhow::Resu
         .await
 }
 
+/// Reads the depth and consumers of every queue each `interval` into the stats; runs until
+/// dropped. A failed read leaves the last figures (their timestamp shows their age).
+async fn poll_queues(
+    conn: &lapin::Connection,
+    topology: &vadflow_common::Topology,
+    stats: &CollectorStats,
+    interval: Duration,
+) -> std::convert::Infallible {
+    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match topology.depths(conn).await {
+            Ok(depths) => stats.set_queues(
+                depths
+                    .into_iter()
+                    .filter_map(|(queue, depth)| {
+                        let (messages, consumers) = depth?;
+                        Some(QueueGauge {
+                            role: topology.role(&queue).to_owned(),
+                            messages: messages.into(),
+                            consumers: consumers.into(),
+                        })
+                    })
+                    .collect(),
+            ),
+            Err(e) => tracing::debug!(error = %e, "cannot read queue depths"),
+        }
+    }
+}
+
+/// Where result events go, and what the collector needs to put them there.
+struct Sink<'a> {
+    pool: &'a PgPool,
+    stats: &'a CollectorStats,
+    /// Reads segments that did not fit in their event (with `--store-segments`).
+    segments: Option<&'a SegmentSource>,
+    store_segments: bool,
+    shutdown: &'a CancellationToken,
+}
+
 /// Most result events stored in one transaction.
 const MAX_BATCH: usize = 256;
 
@@ -205,10 +211,8 @@ const MAX_BATCH: usize = 256;
 async fn consume(
     session: &Session,
     letters: lapin::Consumer,
-    pool: &PgPool,
-    stats: &CollectorStats,
+    sink: &Sink<'_>,
     exit_when_idle: Option<Duration>,
-    shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let idle = exit_when_idle.unwrap_or(Duration::MAX);
     // Each stream ends with a marker, so that losing either consumer ends the session.
@@ -224,7 +228,7 @@ async fn consume(
     let mut incoming = futures_util::stream::select(results, letters);
     loop {
         let next = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = sink.shutdown.cancelled() => return Ok(()),
             _ = session.lost.cancelled() => anyhow::bail!("the broker connection failed"),
             next = tokio::time::timeout(idle, incoming.next()) => next,
         };
@@ -249,7 +253,7 @@ async fn consume(
                 None => break,
             }
         }
-        handle_batch(batch, pool, stats, shutdown).await?;
+        handle_batch(batch, sink).await?;
     }
 }
 
@@ -273,12 +277,7 @@ struct Received {
 /// Handles a batch of deliveries: malformed events are dead-lettered, dead letters that name no
 /// file are acked (there is no row to record them on; they stay in the dead-letter queue), the
 /// rest [`store`]d.
-async fn handle_batch(
-    deliveries: Vec<Incoming>,
-    pool: &PgPool,
-    stats: &CollectorStats,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
+async fn handle_batch(deliveries: Vec<Incoming>, sink: &Sink<'_>) -> anyhow::Result<()> {
     let mut batch = Vec::with_capacity(deliveries.len());
     for incoming in deliveries {
         let (delivery, decoded) = match incoming {
@@ -333,7 +332,7 @@ async fn handle_batch(
                     job_id: None,
                     error: &e.to_string(),
                 }
-                .emit(stats);
+                .emit(sink.stats);
                 delivery
                     .reject(BasicRejectOptions { requeue: false })
                     .await
@@ -341,25 +340,31 @@ async fn handle_batch(
             }
         }
     }
-    store(batch, pool, stats, shutdown).await
+    store(batch, sink).await
 }
 
 /// Stores events in one transaction, then acks them. The database may be away: the events stay
 /// unacked and the transaction is retried, so nothing is lost. If one event's data can never be
 /// stored, a batch is split into single events, and only that event is dead-lettered: retrying
 /// it could not help, and would hold up every event behind it.
-async fn store(
-    batch: Vec<Received>,
-    pool: &PgPool,
-    stats: &CollectorStats,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
+async fn store(mut batch: Vec<Received>, sink: &Sink<'_>) -> anyhow::Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
+    if let Some(source) = sink.segments {
+        for r in &mut batch {
+            if !source
+                .complete(&mut r.event, sink.stats, sink.shutdown)
+                .await
+            {
+                // Stopping: leaving them unacked, the broker redelivers them.
+                return Ok(());
+            }
+        }
+    }
     let mut backoff = Backoff::new();
     let inserted = loop {
-        match apply_batch(pool, &batch).await {
+        match apply_batch(sink, &batch).await {
             Ok(inserted) => break inserted,
             Err(e) if is_permanent(&e) && batch.len() > 1 => {
                 tracing::warn!(
@@ -368,7 +373,7 @@ async fn store(
                     "a result event in the batch cannot be stored; storing them one by one"
                 );
                 for r in batch {
-                    Box::pin(store(vec![r], pool, stats, shutdown)).await?;
+                    Box::pin(store(vec![r], sink)).await?;
                 }
                 return Ok(());
             }
@@ -379,7 +384,7 @@ async fn store(
                     job_id: Some(&r.event.job_id),
                     error: &format!("{e:#}"),
                 }
-                .emit(stats);
+                .emit(sink.stats);
                 r.delivery
                     .reject(BasicRejectOptions { requeue: false })
                     .await
@@ -396,12 +401,13 @@ async fn store(
                 );
                 tokio::select! {
                     // Leaving them unacked: the broker redelivers them to the next collector.
-                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = sink.shutdown.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(delay) => {}
                 }
             }
         }
     };
+    let now_ms = chrono::Utc::now().timestamp_millis();
     for (r, inserted) in batch.iter().zip(inserted) {
         // A redelivery, or the dead-letter feed's copy of a failure the worker reported, adds
         // no record and is not counted again.
@@ -410,8 +416,12 @@ async fn store(
                 span: &r.span,
                 job_id: &r.event.job_id,
                 outcome: r.event.outcome,
+                reason: r.event.reason,
+                lag: Duration::from_millis(
+                    u64::try_from(now_ms - r.event.finished_at_ms).unwrap_or(0),
+                ),
             }
-            .emit(stats);
+            .emit(sink.stats);
         }
         ack(&r.delivery, &r.event.job_id).await?;
     }
@@ -419,11 +429,11 @@ async fn store(
 }
 
 /// Stores events in one transaction; returns, per event, whether it added a record.
-async fn apply_batch(pool: &PgPool, batch: &[Received]) -> anyhow::Result<Vec<bool>> {
-    let mut tx = pool.begin().await.context("begin transaction")?;
+async fn apply_batch(sink: &Sink<'_>, batch: &[Received]) -> anyhow::Result<Vec<bool>> {
+    let mut tx = sink.pool.begin().await.context("begin transaction")?;
     let mut inserted = Vec::with_capacity(batch.len());
     for r in batch {
-        let applied = apply_in(&mut tx, &r.event)
+        let applied = apply_in(&mut tx, &r.event, sink.store_segments)
             .instrument(r.span.clone())
             .await?;
         tracing::trace!(parent: &r.span, job_id = %r.event.job_id, inserted = applied.inserted, changed = applied.changed, "result event applied");

@@ -32,11 +32,15 @@ fn pg_text(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Records `event` once and updates the file's row, in its own transaction. Returns whether
-/// anything changed.
-pub async fn apply(pool: &PgPool, event: &ResultEvent) -> anyhow::Result<bool> {
+/// Records `event` once and updates the file's row, in its own transaction (with its segments,
+/// when `store_segments`). Returns whether anything changed.
+pub async fn apply(
+    pool: &PgPool,
+    event: &ResultEvent,
+    store_segments: bool,
+) -> anyhow::Result<bool> {
     let mut tx = pool.begin().await.context("begin transaction")?;
-    let applied = apply_in(&mut tx, event).await?;
+    let applied = apply_in(&mut tx, event, store_segments).await?;
     tx.commit().await.context("commit result")?;
     Ok(applied.changed)
 }
@@ -50,10 +54,14 @@ pub(super) struct Applied {
     pub changed: bool,
 }
 
-/// Records `event` once and updates the file's row, inside the caller's transaction.
+/// Records `event` once and updates the file's row, inside the caller's transaction. With
+/// `store_segments`, a done event that moves the row to `done` also replaces the file's
+/// `speech_segments` (so a redelivery, or a second job's result for a file already done, writes
+/// none: each segment is there once).
 pub(super) async fn apply_in(
     tx: &mut PgConnection,
     event: &ResultEvent,
+    store_segments: bool,
 ) -> anyhow::Result<Applied> {
     let mut event = event.clone();
     for field in [
@@ -169,7 +177,54 @@ pub(super) async fn apply_in(
         .context("update file state")?
         .rows_affected()
         > 0;
+    if changed && store_segments && event.outcome == Outcome::Done {
+        replace_segments(tx, file_id, event).await?;
+    }
     Ok(Applied { inserted, changed })
+}
+
+/// Replaces the file's rows in `speech_segments` by the event's segments (none when the event
+/// has no list: its `segments.json` could not be read).
+async fn replace_segments(
+    tx: &mut PgConnection,
+    file_id: i64,
+    event: &ResultEvent,
+) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM speech_segments WHERE file_id = $1")
+        .bind(file_id)
+        .execute(&mut *tx)
+        .await
+        .context("clear the file's segments")?;
+    let Some(list) = event.segment_list.as_deref().filter(|l| !l.is_empty()) else {
+        return Ok(());
+    };
+    let seq: Vec<i32> = (0..list.len())
+        .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
+        .collect();
+    let channel: Vec<Option<i16>> = list
+        .iter()
+        .map(|s| s.channel().and_then(|c| i16::try_from(c).ok()))
+        .collect();
+    let start: Vec<f64> = list.iter().map(|s| s.start_ms() as f64 / 1000.0).collect();
+    let end: Vec<f64> = list.iter().map(|s| s.end_ms() as f64 / 1000.0).collect();
+    // A segment that is empty once rounded to the millisecond is no segment: leaving it out
+    // keeps the table's CHECK from refusing the whole result.
+    sqlx::query(
+        "INSERT INTO speech_segments (file_id, seq, channel, start_s, end_s, job_id)
+         SELECT $1, q, c, s, e, $6
+         FROM UNNEST($2::int[], $3::smallint[], $4::float8[], $5::float8[]) AS t (q, c, s, e)
+         WHERE e > s AND s >= 0",
+    )
+    .bind(file_id)
+    .bind(&seq)
+    .bind(&channel)
+    .bind(&start)
+    .bind(&end)
+    .bind(&event.job_id)
+    .execute(&mut *tx)
+    .await
+    .context("store the file's segments")?;
+    Ok(())
 }
 
 #[cfg(test)]

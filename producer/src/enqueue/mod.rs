@@ -68,6 +68,7 @@ pub struct Row {
     pub bucket: String,
     pub key: String,
     pub size_bytes: Option<i64>,
+    pub external_id: Option<String>,
 }
 
 /// Which rows a publish is for, and so which rows its confirms may mark.
@@ -101,7 +102,7 @@ pub async fn run(
         .context("read the database clock")?;
     let limit = args.limit.map_or(i64::MAX, i64::from);
     let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT id, bucket, key, size_bytes FROM audio_files
+        "SELECT id, bucket, key, size_bytes, external_id FROM audio_files
          WHERE created_at >= $1 AND created_at < $2 AND status IN ({})
          ORDER BY created_at, id
          LIMIT $3",
@@ -212,7 +213,7 @@ async fn select_stale(
     };
     let cutoff = now - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
     let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT id, bucket, key, size_bytes FROM audio_files
+        "SELECT id, bucket, key, size_bytes, external_id FROM audio_files
          WHERE status IN ({}) AND updated_at < $1
          ORDER BY updated_at, id
          LIMIT $2",

@@ -201,6 +201,7 @@ async fn publish(
             let mut job = Job::new(&row.bucket, &row.key);
             job.file_id = Some(row.id);
             job.size = row.size_bytes.and_then(|s| u64::try_from(s).ok());
+            job.external_id = row.external_id.clone();
             if let Err(e) = job.validate() {
                 // Register refuses such keys; a row inserted by other means may still have one.
                 tracing::warn!(file_id = row.id, error = %e, "not enqueuing a row with an invalid reference");

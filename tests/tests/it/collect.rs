@@ -23,6 +23,8 @@ fn done_event(id: i64, key: &str, worker: &str) -> ResultEvent {
         segments: Some(1),
         reason: None,
         error: None,
+        external_id: None,
+        segment_list: None,
     }
 }
 

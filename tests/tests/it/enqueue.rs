@@ -133,6 +133,7 @@ async fn unroutable_jobs_leave_rows_pending_and_are_reported() {
         bucket: vadflow_tests::BUCKET.into(),
         key: format!("{}a.wav", ctx.prefix),
         size_bytes: None,
+        external_id: None,
     }];
     let mut report = vadflow_producer::enqueue::EnqueueReport {
         selected: 1,

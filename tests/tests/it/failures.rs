@@ -131,10 +131,10 @@ async fn a_duplicate_delivery_leaves_one_result_and_one_done_row() {
             .all(|e| e.job_id == job.job_id && e.attempt == 1)
     );
     // The collector applies the first and ignores the second.
-    let first = vadflow_producer::collect::apply(&ctx.pool, &events[0])
+    let first = vadflow_producer::collect::apply(&ctx.pool, &events[0], false)
         .await
         .expect("apply");
-    let second = vadflow_producer::collect::apply(&ctx.pool, &events[1])
+    let second = vadflow_producer::collect::apply(&ctx.pool, &events[1], false)
         .await
         .expect("apply");
     assert!(first, "the first event changes the row");

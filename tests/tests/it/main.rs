@@ -4,9 +4,11 @@
 //! parallel.
 
 mod bad_input;
+mod catalog;
 mod channels;
 mod collect;
 mod containers;
+mod credentials;
 mod dlq;
 mod enqueue;
 mod failures;

@@ -137,9 +137,10 @@ async fn health_and_metrics_reflect_a_run() {
         ),
         2.0
     );
-    assert_eq!(value(&metrics, "vadflow_ready"), 1.0);
+    assert_eq!(value(&metrics, "vadflow_ready{component=\"worker\"}"), 1.0);
 
     assert_eq!(terminate(worker).await, Some(0));
+    let worker_metrics = metrics;
 
     // The collector's endpoint: ready while consuming, and its counts once it drained the
     // three result events.
@@ -180,6 +181,45 @@ async fn health_and_metrics_reflect_a_run() {
         ),
         1.0
     );
+    assert!(metrics.contains("vadflow_ready{component=\"collector\"} 1\n"));
+    assert_eq!(
+        value(
+            &metrics,
+            "vadflow_dead_letters_total{reason=\"object-missing\"}"
+        ),
+        1.0,
+        "the failed file, by its reason"
+    );
+    assert_eq!(value(&metrics, "vadflow_result_lag_seconds_count"), 3.0);
     assert_eq!(terminate(collector).await, Some(0));
+
+    // Every series the chart's dashboard and alerts use is served by one of the two.
+    let served = format!("{worker_metrics}{metrics}");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../helm/vadflow");
+    let mut used = std::collections::BTreeSet::new();
+    for file in ["files/dashboard.json", "templates/prometheusrule.yaml"] {
+        let text = std::fs::read_to_string(root.join(file)).expect("chart file");
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("vadflow_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            used.insert(name);
+        }
+    }
+    assert!(used.len() >= 10, "{used:?}");
+    for name in &used {
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .filter(|base| served.contains(&format!("# TYPE {base} histogram")))
+            .unwrap_or(name);
+        assert!(
+            served.contains(&format!("# TYPE {family} ")),
+            "{name} is used by the chart but served by neither binary"
+        );
+    }
     ctx.cleanup().await;
 }

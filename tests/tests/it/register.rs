@@ -11,6 +11,9 @@ fn args(ctx: &TestCtx, targets: Vec<String>, from: Option<std::path::PathBuf>) -
         targets,
         from,
         all_objects: false,
+        sql: None,
+        source_database_url: None,
+        batch_size: 1000,
     }
 }
 

@@ -5,6 +5,7 @@
 use super::pipeline::{Analysis, Params, SourceInfo};
 use super::segment::Segment;
 use serde::Serialize;
+use vadflow_common::wire;
 
 /// Version of the `segments.json` schema.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -74,6 +75,24 @@ impl Outputs {
     pub fn clip_name(index: usize) -> String {
         format!("{CLIPS_DIR}{:06}.wav", index + 1)
     }
+}
+
+/// The segments as a result event carries them: milliseconds, rounded as in `segments.json`
+/// (so `start_ms / 1000` is the document's `start`); `None` beyond
+/// [`wire::MAX_EVENT_SEGMENTS`].
+pub fn event_segments(analysis: &Analysis) -> Option<Vec<wire::SegmentSpan>> {
+    if analysis.segments.len() > wire::MAX_EVENT_SEGMENTS {
+        return None;
+    }
+    let rate = f64::from(analysis.sample_rate);
+    let at = |samples: u64| (samples as f64 * 1000.0 / rate).round() as u64;
+    Some(
+        analysis
+            .segments
+            .iter()
+            .map(|s| wire::SegmentSpan(at(s.start), at(s.end), s.channel))
+            .collect(),
+    )
 }
 
 fn ms(samples: u64, rate: u32) -> f64 {

@@ -1,4 +1,8 @@
-//! `producer register`: add S3 objects to the table of audio files, never duplicating one.
+//! `producer register`: add S3 objects to the table of audio files, never duplicating one:
+//! from an S3 listing (and an upload of a local folder), or from the user's own catalog tables
+//! (`--sql`, [`sql`]).
+
+mod sql;
 
 use crate::cli::RegisterArgs;
 use anyhow::Context;
@@ -30,16 +34,51 @@ impl fmt::Display for RegisterReport {
     }
 }
 
-struct Object {
-    bucket: String,
-    key: String,
-    size: Option<i64>,
+/// One file to register.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NewFile {
+    pub bucket: String,
+    pub key: String,
+    pub size: Option<i64>,
+    /// Creation time; `None` is now.
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub external_id: Option<String>,
+}
+
+/// Inserts `files` in one statement, leaving rows already there alone. Returns how many were new.
+pub(crate) async fn insert_files(pool: &sqlx::PgPool, files: &[NewFile]) -> anyhow::Result<u64> {
+    let buckets: Vec<&str> = files.iter().map(|o| o.bucket.as_str()).collect();
+    let keys: Vec<&str> = files.iter().map(|o| o.key.as_str()).collect();
+    let sizes: Vec<Option<i64>> = files.iter().map(|o| o.size).collect();
+    let created: Vec<Option<chrono::DateTime<chrono::Utc>>> =
+        files.iter().map(|o| o.created_at).collect();
+    let external: Vec<Option<&str>> = files.iter().map(|o| o.external_id.as_deref()).collect();
+    let inserted = sqlx::query(
+        "INSERT INTO audio_files (bucket, key, size_bytes, created_at, external_id)
+         SELECT b, k, s, coalesce(c, now()), e
+         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::timestamptz[], $5::text[])
+              AS t (b, k, s, c, e)
+         ON CONFLICT (bucket, key) DO NOTHING",
+    )
+    .bind(&buckets)
+    .bind(&keys)
+    .bind(&sizes)
+    .bind(&created)
+    .bind(&external)
+    .execute(pool)
+    .await
+    .context("insert audio file references")?
+    .rows_affected();
+    Ok(inserted)
 }
 
 pub async fn run(
     args: &RegisterArgs,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<RegisterReport> {
+    if let Some(query) = &args.sql {
+        return sql::run(args, query, shutdown).await;
+    }
     let client = args.s3.client().await?;
     let pool = args.db.connect().await?;
     let mut report = RegisterReport::default();
@@ -93,7 +132,12 @@ pub async fn run(
             }
         }
         if let Some(size) = single {
-            objects.push(Object { bucket, key, size });
+            objects.push(NewFile {
+                bucket,
+                key,
+                size,
+                ..NewFile::default()
+            });
             continue;
         }
         let before = objects.len();
@@ -110,10 +154,11 @@ pub async fn run(
                 if k.ends_with('/') || !(args.all_objects || has_audio_extension(k)) {
                     continue;
                 }
-                objects.push(Object {
+                objects.push(NewFile {
                     bucket: bucket.clone(),
                     key: k.to_owned(),
                     size: obj.size(),
+                    ..NewFile::default()
                 });
             }
         }
@@ -133,22 +178,7 @@ pub async fn run(
     });
     report.found = objects.len() as u64;
     for chunk in objects.chunks(1000) {
-        let buckets: Vec<&str> = chunk.iter().map(|o| o.bucket.as_str()).collect();
-        let keys: Vec<&str> = chunk.iter().map(|o| o.key.as_str()).collect();
-        let sizes: Vec<Option<i64>> = chunk.iter().map(|o| o.size).collect();
-        let inserted = sqlx::query(
-            "INSERT INTO audio_files (bucket, key, size_bytes)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[])
-             ON CONFLICT (bucket, key) DO NOTHING",
-        )
-        .bind(&buckets)
-        .bind(&keys)
-        .bind(&sizes)
-        .execute(&pool)
-        .await
-        .context("insert audio file references")?
-        .rows_affected();
-        report.inserted += inserted;
+        report.inserted += insert_files(&pool, chunk).await?;
     }
     report.already = report.found - report.inserted;
     tracing::info!(
