@@ -179,6 +179,10 @@ chans = {c: find(render("--set", f"worker.channels={c}") if c != "default" else 
          ["data"]["VADFLOW_CHANNELS"] for c in ("default", "separate", "auto")}
 check(chans == {"default": "mix", "separate": "separate", "auto": "auto"},
       f"VADFLOW_CHANNELS from worker.channels: {chans}")
+chunked = find(render("--set", "worker.chunkMax=30s", "--set", "worker.chunkMin=2s"), "ConfigMap", "t-vadflow")[0]["data"]
+check(chunked.get("VADFLOW_CHUNK_MAX") == "30s" and chunked.get("VADFLOW_CHUNK_MIN") == "2s",
+      f"worker.chunkMax/chunkMin: {chunked}")
+check("VADFLOW_CHUNK_MAX" not in find(render(), "ConfigMap", "t-vadflow")[0]["data"], "no chunks by default")
 bad = subprocess.run([HELM, "template", "t", CHART, "--set", "worker.decoder=gstreamer"], capture_output=True, text=True)
 check(bad.returncode != 0, "values.schema.json refuses an unknown decoder")
 # Concurrency is explicit by default: without a CPU limit, "per CPU" would mean the node's CPUs.

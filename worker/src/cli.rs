@@ -2,6 +2,7 @@
 
 use crate::audio::Limits;
 use crate::audio::channels::{ChannelChoice, ChannelMode};
+use crate::audio::chunk::ChunkParams;
 use crate::audio::decoder::{DecoderChoice, DecoderMode};
 use crate::audio::ffmpeg;
 use crate::audio::pipeline::Params;
@@ -208,6 +209,15 @@ pub struct AnalysisArgs {
     )]
     pub outputs: String,
 
+    /// Also write chunks.jsonl: consecutive segments grouped into ASR-ready chunks of at most
+    /// this length, cut at the longest pauses (e.g. 30s for Whisper-style models).
+    #[arg(long, env = "VADFLOW_CHUNK_MAX", value_parser = parse_duration)]
+    pub chunk_max: Option<Duration>,
+
+    /// With --chunk-max: a chunk shorter than this joins a neighbour when the two fit.
+    #[arg(long, env = "VADFLOW_CHUNK_MIN", default_value = "0s", value_parser = parse_duration)]
+    pub chunk_min: Duration,
+
     /// Largest input accepted, in bytes.
     #[arg(long, env = "VADFLOW_MAX_INPUT_BYTES", default_value_t = Limits::default().max_input_bytes)]
     pub max_input_bytes: u64,
@@ -306,7 +316,15 @@ impl AnalysisArgs {
         params
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid analysis settings: {e}"))?;
-        let outputs = Outputs::parse(&self.outputs).map_err(anyhow::Error::msg)?;
+        let mut outputs = Outputs::parse(&self.outputs).map_err(anyhow::Error::msg)?;
+        if let Some(max) = self.chunk_max {
+            let chunking = ChunkParams {
+                max,
+                min: self.chunk_min,
+            };
+            chunking.validate().map_err(anyhow::Error::msg)?;
+            outputs.chunks = Some(chunking);
+        }
         Ok((params, outputs))
     }
 }

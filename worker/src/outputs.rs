@@ -83,6 +83,13 @@ pub fn process(
                 render::manifest_jsonl(uri, &analysis),
             ));
         }
+        if let Some(chunking) = &outputs_wanted.chunks {
+            outputs.push((
+                render::CHUNKS_JSONL,
+                "application/x-ndjson",
+                render::chunks_jsonl(uri, &analysis, chunking),
+            ));
+        }
         // speech.wav's last parts and the small outputs go out together; segments.json last.
         std::thread::scope(|scope| {
             let speech = speech.map(|s| scope.spawn(move || s.finish()));

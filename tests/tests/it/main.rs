@@ -6,6 +6,7 @@
 mod bad_input;
 mod catalog;
 mod channels;
+mod chunks;
 mod collect;
 mod containers;
 mod credentials;

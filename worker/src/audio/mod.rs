@@ -6,6 +6,7 @@
 
 mod alac;
 pub mod channels;
+pub mod chunk;
 pub mod decode;
 pub mod decoder;
 pub mod ffmpeg;

@@ -2,6 +2,7 @@
 //! byte-identical outputs (no timestamps, no host names), so a redelivered job rewrites identical
 //! objects. `docs/segments-schema.md` documents the formats.
 
+use super::chunk::{self, ChunkParams};
 use super::pipeline::{Analysis, Params, SourceInfo};
 use super::segment::Segment;
 use serde::Serialize;
@@ -14,6 +15,7 @@ pub const SEGMENTS_JSON: &str = "segments.json";
 pub const SEGMENTS_RTTM: &str = "segments.rttm";
 pub const MANIFEST_JSONL: &str = "manifest.jsonl";
 pub const SPEECH_WAV: &str = "speech.wav";
+pub const CHUNKS_JSONL: &str = "chunks.jsonl";
 pub const CLIPS_DIR: &str = "clips/";
 
 /// Which outputs a job writes.
@@ -24,6 +26,8 @@ pub struct Outputs {
     pub manifest: bool,
     pub speech: bool,
     pub clips: bool,
+    /// `chunks.jsonl`, with `--chunk-max`.
+    pub chunks: Option<ChunkParams>,
 }
 
 impl Default for Outputs {
@@ -34,6 +38,7 @@ impl Default for Outputs {
             manifest: true,
             speech: true,
             clips: false,
+            chunks: None,
         }
     }
 }
@@ -48,6 +53,7 @@ impl Outputs {
             manifest: false,
             speech: false,
             clips: false,
+            chunks: None,
         };
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match item {
@@ -229,6 +235,36 @@ pub fn segments_rttm(uri: &str, analysis: &Analysis) -> Vec<u8> {
         ));
     }
     out.into_bytes()
+}
+
+#[derive(Serialize)]
+struct ChunkLine<'a> {
+    audio_filepath: &'a str,
+    offset: f64,
+    duration: f64,
+    /// How many segments the chunk holds (1 for a piece of a segment longer than the maximum).
+    segments: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<u16>,
+}
+
+/// `chunks.jsonl`: ASR-ready chunks ([`chunk`]), NeMo-style, one line per chunk in time order.
+pub fn chunks_jsonl(uri: &str, analysis: &Analysis, params: &ChunkParams) -> Vec<u8> {
+    let rate = analysis.sample_rate;
+    let mut out = Vec::new();
+    for c in chunk::chunks(&analysis.segments, rate, params) {
+        let line = ChunkLine {
+            audio_filepath: uri,
+            offset: ms(c.start, rate),
+            duration: ms(c.len(), rate),
+            segments: c.segments.len(),
+            channel: c.channel,
+        };
+        if serde_json::to_writer(&mut out, &line).is_ok() {
+            out.push(b'\n');
+        }
+    }
+    out
 }
 
 #[derive(Serialize)]
