@@ -141,8 +141,9 @@ pub struct RegisterArgs {
     )]
     pub source_database_url: Option<vadflow_common::redact::SecretUrl>,
 
-    /// Rows inserted per statement with --sql.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=50_000))]
+    /// Rows inserted per statement with --sql (bench/register_sql.sh: 5,000 registers 300,000
+    /// rows 3.4x as fast as 1,000, for 2 MiB more).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=50_000))]
     pub batch_size: u32,
 
     /// Upload the audio files under this local directory to the (single) target prefix first,
