@@ -209,6 +209,11 @@ pub struct AnalysisArgs {
     )]
     pub outputs: String,
 
+    /// Scores and levels of every segment (detector score, RMS and peak level, clipping, SNR)
+    /// and of the file in segments.json: true or false.
+    #[arg(long, env = "VADFLOW_SEGMENT_SCORES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub segment_scores: bool,
+
     /// Also write chunks.jsonl: consecutive segments grouped into ASR-ready chunks of at most
     /// this length, cut at the longest pauses (e.g. 30s for Whisper-style models).
     #[arg(long, env = "VADFLOW_CHUNK_MAX", value_parser = parse_duration)]
@@ -317,6 +322,7 @@ impl AnalysisArgs {
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid analysis settings: {e}"))?;
         let mut outputs = Outputs::parse(&self.outputs).map_err(anyhow::Error::msg)?;
+        outputs.scores = self.segment_scores;
         if let Some(max) = self.chunk_max {
             let chunking = ChunkParams {
                 max,

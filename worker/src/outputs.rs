@@ -49,6 +49,7 @@ pub fn process(
                 speech: speech.as_deref_mut().map(|s| s as &mut dyn SpeechWriter),
                 clips: clips.as_mut().map(|c| c as &mut dyn ClipWriter),
                 scores: None,
+                levels: outputs_wanted.scores,
             };
             let _ = telemetry::take_decoder_warnings();
             let analysis = pipeline::analyze(source, extension, params, status, sinks);

@@ -1,6 +1,6 @@
 //! ASR-ready chunks (`--chunk-max`): `chunks.jsonl` from local mode and from the distributed
 //! worker, the same chunks through the same code; none over the maximum, every segment of
-//! `manifest.jsonl` in exactly one chunk.
+//! `manifest.jsonl` in exactly one chunk. The segments' scores agree between the two modes too.
 
 use std::process::Command;
 use std::time::Duration;
@@ -104,6 +104,16 @@ async fn chunks_fit_and_hold_every_segment_in_both_modes() {
         chunks[0]["audio_filepath"].as_str(),
         Some(format!("s3://{BUCKET}/{key}").as_str())
     );
+    // The segments' scores come out of the worker as out of local mode: the same code.
+    let doc = |bytes: &[u8]| -> serde_json::Value { serde_json::from_slice(bytes).expect("json") };
+    let remote = doc(&ctx
+        .get(&format!("{prefix}segments.json"))
+        .await
+        .expect("segments.json"));
+    let local_doc = doc(&std::fs::read(out.join("talk.wav/segments.json")).expect("segments.json"));
+    assert!(remote["levels"]["snr_db"].is_number(), "{remote}");
+    assert_eq!(remote["levels"], local_doc["levels"]);
+    assert_eq!(remote["segments"], local_doc["segments"]);
     worker.stop().await.expect("worker stops");
     collector.stop().await.expect("collector stops");
 

@@ -18,6 +18,7 @@ mod ffmpeg;
 mod formats;
 mod fuzz_regressions;
 mod keys;
+mod levels;
 mod local_mode;
 mod lossless;
 mod metrics;

@@ -14,6 +14,7 @@ pub mod fused;
 pub mod fuzzing;
 pub mod guard;
 pub mod isomp4;
+pub mod levels;
 mod mp3;
 mod opus;
 pub mod pipeline;

@@ -6,6 +6,7 @@
 
 use super::channels::{AUTO_WINDOW_S, ChannelChoice, ChannelMode, same_signal};
 use super::decoder::{Decoder, DecoderChoice};
+use super::levels::{FileLevels, Levels, SegmentScores, Totals};
 use super::resample::Resampler;
 use super::segment::{Segment, SegmentParams, Segmenter};
 use super::vad::{VadParams, to_i16};
@@ -60,6 +61,9 @@ pub struct Sinks<'a> {
     pub clips: Option<&'a mut dyn ClipWriter>,
     /// Per-frame engine scores, for evaluation and parity tests (grows with the audio).
     pub scores: Option<&'a mut Vec<f32>>,
+    /// Measure each segment and the file ([`super::levels`]): `Analysis::segment_scores` and
+    /// `Analysis::levels`.
+    pub levels: bool,
 }
 
 /// What the source was.
@@ -82,6 +86,10 @@ pub struct Analysis {
     /// The channels were analysed separately: each segment names its channel.
     pub separate_channels: bool,
     pub segments: Vec<Segment>,
+    /// Each segment's scores, in the order of `segments` (empty unless `Sinks::levels`).
+    pub segment_scores: Vec<SegmentScores>,
+    /// The file's figures (with `Sinks::levels`).
+    pub levels: Option<FileLevels>,
 }
 
 impl Analysis {
@@ -137,16 +145,25 @@ struct Run {
     total: u64,
     sample_rate: u32,
     scratch: Vec<i16>,
+    levels: Option<Levels>,
+    /// The signal's sums, once finished (with levels).
+    totals: Option<Totals>,
 }
 
 /// Where every run's results go: the shared sinks and the segment list.
 struct Out<'a, 'b> {
     sinks: &'a mut Sinks<'b>,
     segments: Vec<Segment>,
+    segment_scores: Vec<SegmentScores>,
 }
 
 impl Run {
-    fn new(params: &Params, keep_audio: bool, channel: Option<u16>) -> Result<Run, Failure> {
+    fn new(
+        params: &Params,
+        keep_audio: bool,
+        levels: bool,
+        channel: Option<u16>,
+    ) -> Result<Run, Failure> {
         let rate = params.vad.sample_rate;
         let engine = params.vad.engine()?;
         let frame_len = engine.frame_len();
@@ -169,6 +186,8 @@ impl Run {
             total: 0,
             sample_rate: rate,
             scratch: Vec::new(),
+            levels: levels.then(|| Levels::new(rate, frame_len, params.segment.threshold)),
+            totals: None,
         })
     }
 
@@ -197,6 +216,11 @@ impl Run {
         scores.clear();
         self.engine
             .score_frames(&self.pending[..frames * self.frame_len], &mut scores);
+        if let Some(levels) = &mut self.levels {
+            for (frame, &score) in self.pending.chunks_exact(self.frame_len).zip(&scores) {
+                levels.push(frame, score);
+            }
+        }
         self.pending.drain(..frames * self.frame_len);
         for &score in &scores {
             self.frames += 1;
@@ -219,7 +243,17 @@ impl Run {
     fn finish(&mut self, out: &mut Out<'_, '_>) -> Result<(), Failure> {
         self.score_pending(true, out)?;
         self.segmenter.finish(self.total);
-        self.drain_ready(out)
+        self.drain_ready(out)?;
+        if let Some(levels) = self.levels.take() {
+            let (totals, fills) = levels.finish();
+            for (i, snr) in fills {
+                if let Some(s) = out.segment_scores.get_mut(i) {
+                    s.snr_db = snr;
+                }
+            }
+            self.totals = Some(totals);
+        }
+        Ok(())
     }
 
     fn drain_ready(&mut self, out: &mut Out<'_, '_>) -> Result<(), Failure> {
@@ -242,10 +276,18 @@ impl Run {
                     )?;
                 }
             }
+            if let Some(levels) = &mut self.levels {
+                out.segment_scores
+                    .push(levels.segment(&seg, out.segments.len()));
+            }
             out.segments.push(seg);
         }
+        let earliest = self.segmenter.earliest_needed();
         if let Some(ring) = &mut self.ring {
-            ring.trim_before(self.segmenter.earliest_needed());
+            ring.trim_before(earliest);
+        }
+        if let Some(levels) = &mut self.levels {
+            levels.trim_before(earliest);
         }
         Ok(())
     }
@@ -294,11 +336,11 @@ impl Runs {
                 }
                 let held = std::mem::take(held);
                 *self = if same_signal(&held[0], &held[1]) {
-                    let mut run = Run::new(params, keep_audio, None)?;
+                    let mut run = Run::new(params, keep_audio, out.sinks.levels, None)?;
                     run.feed(&mix(held.iter().map(|h| &h[..])), out)?;
                     Runs::Mixed(Box::new(run))
                 } else {
-                    let mut runs = separate_runs(params, keep_audio, held.len())?;
+                    let mut runs = separate_runs(params, keep_audio, out.sinks.levels, held.len())?;
                     for (run, h) in runs.iter_mut().zip(&held) {
                         run.feed(h, out)?;
                     }
@@ -322,9 +364,14 @@ impl Runs {
     }
 }
 
-fn separate_runs(params: &Params, keep_audio: bool, n: usize) -> Result<Vec<Run>, Failure> {
+fn separate_runs(
+    params: &Params,
+    keep_audio: bool,
+    levels: bool,
+    n: usize,
+) -> Result<Vec<Run>, Failure> {
     (1..=n)
-        .map(|c| Run::new(params, keep_audio, Some(c as u16)))
+        .map(|c| Run::new(params, keep_audio, levels, Some(c as u16)))
         .collect()
 }
 
@@ -370,18 +417,20 @@ pub fn analyze(
             })
         })
         .collect::<Result<Vec<Lane>, Failure>>()?;
+    let levels = sinks.levels;
     let mut runs = match (width, params.channels.mode) {
         (1, _) | (_, ChannelMode::Mix) => {
-            Runs::Mixed(Box::new(Run::new(params, keep_audio, None)?))
+            Runs::Mixed(Box::new(Run::new(params, keep_audio, levels, None)?))
         }
         (2, ChannelMode::Auto) => Runs::Deciding {
             held: vec![Vec::new(); 2],
         },
-        _ => Runs::Separate(separate_runs(params, keep_audio, width)?),
+        _ => Runs::Separate(separate_runs(params, keep_audio, levels, width)?),
     };
     let mut out = Out {
         sinks: &mut sinks,
         segments: Vec::new(),
+        segment_scores: Vec::new(),
     };
     let mut block = Vec::new();
     loop {
@@ -428,5 +477,13 @@ pub fn analyze(
         speech_frames: runs.iter().map(|r| r.speech_frames).sum(),
         separate_channels: matches!(runs.first(), Some(r) if r.channel.is_some()),
         segments: out.segments,
+        segment_scores: out.segment_scores,
+        levels: levels.then(|| {
+            let mut all = Totals::default();
+            for t in runs.iter().filter_map(|r| r.totals.as_ref()) {
+                all.merge(t);
+            }
+            all.file()
+        }),
     })
 }

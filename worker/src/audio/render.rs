@@ -28,6 +28,9 @@ pub struct Outputs {
     pub clips: bool,
     /// `chunks.jsonl`, with `--chunk-max`.
     pub chunks: Option<ChunkParams>,
+    /// Scores and levels of each segment and of the file in `segments.json` (on unless
+    /// `--segment-scores false`).
+    pub scores: bool,
 }
 
 impl Default for Outputs {
@@ -39,6 +42,7 @@ impl Default for Outputs {
             speech: true,
             clips: false,
             chunks: None,
+            scores: true,
         }
     }
 }
@@ -54,6 +58,7 @@ impl Outputs {
             speech: false,
             clips: false,
             chunks: None,
+            scores: true,
         };
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match item {
@@ -123,7 +128,41 @@ struct SegmentsDoc<'a> {
     /// Per channel, when channels were analysed separately.
     #[serde(skip_serializing_if = "Option::is_none")]
     channels: Option<Vec<ChannelDoc>>,
+    /// The file's levels (with segment scores).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    levels: Option<LevelsDoc>,
     segments: Vec<SegDoc>,
+}
+
+#[derive(Serialize)]
+struct LevelsDoc {
+    rms_dbfs: Option<f64>,
+    peak_dbfs: Option<f64>,
+    clipped: f64,
+    score_mean: Option<f64>,
+    speech_dbfs: Option<f64>,
+    noise_dbfs: Option<f64>,
+    snr_db: Option<f64>,
+}
+
+/// A segment's scores as `segments.json` writes them (rounded, so the text is stable).
+#[derive(Serialize)]
+struct ScoresDoc {
+    score_mean: f64,
+    score_min: f64,
+    rms_dbfs: f64,
+    peak_dbfs: f64,
+    clipped: f64,
+    snr_db: Option<f64>,
+}
+
+fn round_to(x: f64, decimals: i32) -> f64 {
+    let k = 10f64.powi(decimals);
+    (x * k).round() / k
+}
+
+fn db(x: f64) -> f64 {
+    round_to(x, 2)
 }
 
 #[derive(Serialize)]
@@ -154,6 +193,8 @@ struct SegDoc {
     end: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     channel: Option<u16>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    scores: Option<ScoresDoc>,
 }
 
 /// `segments.json`.
@@ -193,13 +234,31 @@ pub fn segments_json(uri: &str, analysis: &Analysis, params: &Params) -> Vec<u8>
                 })
                 .collect()
         }),
+        levels: analysis.levels.map(|l| LevelsDoc {
+            rms_dbfs: l.rms_dbfs.map(db),
+            peak_dbfs: l.peak_dbfs.map(db),
+            clipped: round_to(l.clipped, 6),
+            score_mean: l.score_mean.map(|x| round_to(x, 3)),
+            speech_dbfs: l.speech_dbfs.map(db),
+            noise_dbfs: l.noise_dbfs.map(db),
+            snr_db: l.snr_db.map(db),
+        }),
         segments: analysis
             .segments
             .iter()
-            .map(|s| SegDoc {
+            .enumerate()
+            .map(|(i, s)| SegDoc {
                 start: ms(s.start, rate),
                 end: ms(s.end, rate),
                 channel: s.channel,
+                scores: analysis.segment_scores.get(i).map(|x| ScoresDoc {
+                    score_mean: round_to(x.score_mean, 3),
+                    score_min: round_to(x.score_min, 3),
+                    rms_dbfs: db(x.rms_dbfs),
+                    peak_dbfs: db(x.peak_dbfs),
+                    clipped: round_to(x.clipped, 6),
+                    snr_db: x.snr_db.map(db),
+                }),
             })
             .collect(),
     };
@@ -325,6 +384,8 @@ mod tests {
                     channel: None,
                 },
             ],
+            segment_scores: Vec::new(),
+            levels: None,
         }
     }
 
@@ -347,6 +408,46 @@ mod tests {
         assert_eq!(v["segments"][1]["end"], 6.0);
         assert_eq!(v["speech_duration"], 3.0);
         assert_eq!(v["speech_ratio"], 0.3);
+        assert!(v.get("levels").is_none() && v["segments"][0].get("snr_db").is_none());
+    }
+
+    #[test]
+    fn scores_are_added_fields_rounded_for_stable_text() {
+        let mut a = analysis();
+        let s = crate::audio::levels::SegmentScores {
+            score_mean: 0.87654,
+            score_min: 0.51,
+            rms_dbfs: -23.4567,
+            peak_dbfs: -3.001,
+            clipped: 0.000_012_34,
+            snr_db: None,
+        };
+        a.segment_scores = vec![
+            s,
+            crate::audio::levels::SegmentScores {
+                snr_db: Some(31.4159),
+                ..s
+            },
+        ];
+        a.levels = Some(crate::audio::levels::FileLevels {
+            rms_dbfs: Some(-30.0),
+            snr_db: Some(20.123),
+            ..Default::default()
+        });
+        let v: serde_json::Value =
+            serde_json::from_slice(&segments_json("s3://b/k.wav", &a, &Params::default()))
+                .expect("json");
+        let seg = &v["segments"][0];
+        assert_eq!(
+            (seg["start"].as_f64(), seg["end"].as_f64()),
+            (Some(0.5), Some(2.5))
+        );
+        assert_eq!(seg["score_mean"], 0.877);
+        assert_eq!(seg["rms_dbfs"], -23.46);
+        assert_eq!(seg["clipped"], 0.000012);
+        assert!(seg["snr_db"].is_null(), "written, as null, when unknown");
+        assert_eq!(v["segments"][1]["snr_db"], 31.42);
+        assert_eq!(v["levels"]["snr_db"], 20.12);
     }
 
     #[test]
