@@ -183,6 +183,9 @@ chunked = find(render("--set", "worker.chunkMax=30s", "--set", "worker.chunkMin=
 check(chunked.get("VADFLOW_CHUNK_MAX") == "30s" and chunked.get("VADFLOW_CHUNK_MIN") == "2s",
       f"worker.chunkMax/chunkMin: {chunked}")
 check("VADFLOW_CHUNK_MAX" not in find(render(), "ConfigMap", "t-vadflow")[0]["data"], "no chunks by default")
+scored = {v: find(render("--set", f"worker.segmentScores={v}"), "ConfigMap", "t-vadflow")[0]["data"]
+          ["VADFLOW_SEGMENT_SCORES"] for v in ("true", "false")}
+check(scored == {"true": "true", "false": "false"}, f"worker.segmentScores: {scored}")
 bad = subprocess.run([HELM, "template", "t", CHART, "--set", "worker.decoder=gstreamer"], capture_output=True, text=True)
 check(bad.returncode != 0, "values.schema.json refuses an unknown decoder")
 # Concurrency is explicit by default: without a CPU limit, "per CPU" would mean the node's CPUs.

@@ -14,6 +14,7 @@ pub mod job;
 pub mod local;
 pub mod metrics;
 pub mod outputs;
+pub mod resegment;
 pub mod settle;
 pub mod store;
 

@@ -67,6 +67,23 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::Resegment(args) => match vadflow_worker::resegment::run(&args) {
+            Ok(report) => {
+                println!(
+                    "resegment: tracks={} done={} failed={}",
+                    report.total, report.done, report.failed
+                );
+                if report.failed > 0 {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "resegment failed");
+                ExitCode::FAILURE
+            }
+        },
     };
     telemetry.shutdown();
     code

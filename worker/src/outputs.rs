@@ -7,6 +7,7 @@
 use crate::audio::pipeline::{self, Analysis, ClipWriter, Params, Sinks, SpeechWriter};
 use crate::audio::render::{self, Outputs};
 use crate::audio::segment::Segment;
+use crate::audio::track;
 use crate::events::DecoderWarnings;
 use crate::fetch::source::SourceStatus;
 use crate::store::ResultStore;
@@ -50,6 +51,7 @@ pub fn process(
                 clips: clips.as_mut().map(|c| c as &mut dyn ClipWriter),
                 scores: None,
                 levels: outputs_wanted.scores,
+                track: outputs_wanted.track,
             };
             let _ = telemetry::take_decoder_warnings();
             let analysis = pipeline::analyze(source, extension, params, status, sinks);
@@ -82,6 +84,13 @@ pub fn process(
                 render::MANIFEST_JSONL,
                 "application/x-ndjson",
                 render::manifest_jsonl(uri, &analysis),
+            ));
+        }
+        if outputs_wanted.track {
+            outputs.push((
+                track::SCORES_BIN,
+                "application/octet-stream",
+                track::encode(uri, &analysis, &params.vad),
             ));
         }
         if let Some(chunking) = &outputs_wanted.chunks {

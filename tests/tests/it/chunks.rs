@@ -77,7 +77,7 @@ async fn chunks_fit_and_hold_every_segment_in_both_modes() {
         .await;
     ctx.enqueue("yesterday", "now", None, false).await;
     let mut args = ctx.worker_args();
-    args.analysis.chunk_max = Some(Duration::from_secs(6));
+    args.analysis.segmentation.chunk_max = Some(Duration::from_secs(6));
     let worker = ctx.spawn_worker(args).await;
     let collector = ctx.spawn_collector();
     ctx.wait_files("the file done", |rows| {

@@ -5,8 +5,7 @@
 use vadflow_tests::audio::{SENTENCES, compose, wav_bytes};
 use vadflow_worker::audio::pipeline::{Analysis, Params, Sinks, analyze};
 use vadflow_worker::audio::render;
-use vadflow_worker::audio::segment::SegmentParams;
-use vadflow_worker::audio::vad::{EngineKind, VadParams};
+use vadflow_worker::audio::vad::EngineKind;
 
 fn run(samples: &[i16], rate: u32, params: &Params) -> Analysis {
     analyze(
@@ -41,11 +40,7 @@ fn with_noise(speech: &[i16], truth: &[(f64, f64)], rate: u32, snr_db: f64) -> V
 }
 
 fn silero() -> Params {
-    Params {
-        vad: VadParams::for_engine(EngineKind::Silero),
-        segment: SegmentParams::for_engine(EngineKind::Silero),
-        ..Params::default()
-    }
+    Params::for_engine(EngineKind::Silero)
 }
 
 #[test]

@@ -9,19 +9,14 @@ use vadflow_tests::audio::{float_wav_bytes, wav_bytes};
 use vadflow_tests::eval::segment_match;
 use vadflow_tests::{BUCKET, TestCtx, bin, corpus, segments_of, terminate};
 use vadflow_worker::audio::pipeline::{Params, Sinks, analyze};
-use vadflow_worker::audio::segment::SegmentParams;
-use vadflow_worker::audio::vad::{EngineKind, VadParams};
+use vadflow_worker::audio::vad::EngineKind;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/silero")
 }
 
 fn silero() -> Params {
-    Params {
-        vad: VadParams::for_engine(EngineKind::Silero),
-        segment: SegmentParams::for_engine(EngineKind::Silero),
-        ..Params::default()
-    }
+    Params::for_engine(EngineKind::Silero)
 }
 
 #[test]
@@ -162,11 +157,7 @@ fn silero_and_auto_hold_up_in_noise_where_webrtc_does_not() {
         assert!(silero >= 0.8, "silero segment F1 {silero}");
         assert!(webrtc < silero, "webrtc {webrtc} vs silero {silero}");
         // The auto engine's WebRTC help stays off in noise, where WebRTC fires everywhere.
-        let auto = run(&Params {
-            vad: VadParams::for_engine(EngineKind::Auto),
-            segment: SegmentParams::for_engine(EngineKind::Auto),
-            ..Params::default()
-        });
+        let auto = run(&Params::for_engine(EngineKind::Auto));
         assert!(auto >= 0.8, "auto segment F1 {auto}");
         assert!(webrtc < auto, "webrtc {webrtc} vs auto {auto}");
     }

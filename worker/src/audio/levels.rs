@@ -108,6 +108,36 @@ pub struct FileLevels {
     pub snr_db: Option<f64>,
 }
 
+/// Sum of squares, peak magnitude and clipped samples of a frame. Eight independent lanes, so
+/// that the compiler can keep them in vector registers (a single running sum cannot be
+/// reordered, and would not vectorise); the order is fixed, so the result is deterministic.
+fn measure(samples: &[f32]) -> (f32, f32, u32) {
+    const LANES: usize = 8;
+    let (mut sumsq, mut peak, mut clipped) = ([0.0f32; LANES], [0.0f32; LANES], [0u32; LANES]);
+    let blocks = samples.chunks_exact(LANES);
+    let tail = blocks.remainder();
+    for block in blocks {
+        for i in 0..LANES {
+            let x = block[i];
+            let a = x.abs();
+            sumsq[i] += x * x;
+            peak[i] = if a > peak[i] { a } else { peak[i] };
+            clipped[i] += u32::from(a >= CLIP_LEVEL);
+        }
+    }
+    for (i, &x) in tail.iter().enumerate() {
+        let a = x.abs();
+        sumsq[i] += x * x;
+        peak[i] = if a > peak[i] { a } else { peak[i] };
+        clipped[i] += u32::from(a >= CLIP_LEVEL);
+    }
+    (
+        sumsq.iter().sum(),
+        peak.iter().fold(0.0, |m, &p| if p > m { p } else { m }),
+        clipped.iter().sum(),
+    )
+}
+
 /// The figures of one analysed signal, as its frames are scored.
 #[derive(Debug)]
 pub struct Levels {
@@ -143,13 +173,7 @@ impl Levels {
 
     /// One scored frame and its samples.
     pub fn push(&mut self, samples: &[f32], score: f32) {
-        let (mut sumsq, mut peak, mut clipped) = (0.0f32, 0.0f32, 0u32);
-        for &x in samples {
-            let a = x.abs();
-            sumsq += x * x;
-            peak = peak.max(a);
-            clipped += u32::from(a >= CLIP_LEVEL);
-        }
+        let (sumsq, peak, clipped) = measure(samples);
         let frame = Frame {
             score,
             sumsq: f64::from(sumsq),
@@ -322,6 +346,26 @@ mod tests {
             l.push(&frame, if speech { 0.9 } else { 0.1 });
         }
         l
+    }
+
+    #[test]
+    fn frames_are_measured_whatever_their_length() {
+        for n in [0, 1, 7, 8, 9, 480, 512, 1023] {
+            let x: Vec<f32> = (0..n)
+                .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+                .collect();
+            let (sumsq, peak, clipped) = measure(&x);
+            let want: f32 = x.iter().map(|v| v * v).sum();
+            assert!(
+                (sumsq - want).abs() <= 1e-4 * want.max(1.0),
+                "{n}: {sumsq} vs {want}"
+            );
+            assert_eq!(peak, x.iter().fold(0.0f32, |m, v| m.max(v.abs())), "{n}");
+            assert_eq!(
+                clipped,
+                x.iter().filter(|v| v.abs() >= CLIP_LEVEL).count() as u32
+            );
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod resample;
 pub mod segment;
 pub mod silero;
 pub mod spool;
+pub mod track;
 pub mod vad;
 pub mod wav;
 

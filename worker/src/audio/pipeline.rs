@@ -28,6 +28,16 @@ pub struct Params {
 }
 
 impl Params {
+    /// `engine` with its own defaults for the engine and the segmentation, and the default
+    /// limits, decoders and channels.
+    pub fn for_engine(engine: super::vad::EngineKind) -> Params {
+        Params {
+            vad: VadParams::for_engine(engine),
+            segment: SegmentParams::for_engine(engine),
+            ..Params::default()
+        }
+    }
+
     /// Validates the whole configuration once, at start-up.
     pub fn validate(&self) -> Result<(), String> {
         self.vad.validate()?;
@@ -64,10 +74,12 @@ pub struct Sinks<'a> {
     /// Measure each segment and the file ([`super::levels`]): `Analysis::segment_scores` and
     /// `Analysis::levels`.
     pub levels: bool,
+    /// Keep every signal's frame scores: `Analysis::tracks` (for the score track).
+    pub track: bool,
 }
 
 /// What the source was.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SourceInfo {
     pub codec: String,
     pub sample_rate: u32,
@@ -90,6 +102,11 @@ pub struct Analysis {
     pub segment_scores: Vec<SegmentScores>,
     /// The file's figures (with `Sinks::levels`).
     pub levels: Option<FileLevels>,
+    /// Samples per VAD frame.
+    pub frame_len: u64,
+    /// Every analysed signal's frame scores, as the segmenter saw them (with `Sinks::track`;
+    /// one byte or four per frame: about 0.1 to 0.5 MB per hour).
+    pub tracks: Vec<(Option<u16>, Vec<f32>)>,
 }
 
 impl Analysis {
@@ -148,6 +165,17 @@ struct Run {
     levels: Option<Levels>,
     /// The signal's sums, once finished (with levels).
     totals: Option<Totals>,
+    /// Every frame score (with `Sinks::track`).
+    track: Option<Vec<f32>>,
+}
+
+/// What a run keeps besides its segments.
+#[derive(Debug, Clone, Copy)]
+struct Keep {
+    /// Recent audio, to render speech.wav and clips.
+    audio: bool,
+    levels: bool,
+    track: bool,
 }
 
 /// Where every run's results go: the shared sinks and the segment list.
@@ -158,12 +186,7 @@ struct Out<'a, 'b> {
 }
 
 impl Run {
-    fn new(
-        params: &Params,
-        keep_audio: bool,
-        levels: bool,
-        channel: Option<u16>,
-    ) -> Result<Run, Failure> {
+    fn new(params: &Params, keep: Keep, channel: Option<u16>) -> Result<Run, Failure> {
         let rate = params.vad.sample_rate;
         let engine = params.vad.engine()?;
         let frame_len = engine.frame_len();
@@ -177,7 +200,7 @@ impl Run {
             threshold: params.segment.threshold,
             block_scores: Vec::with_capacity(block_frames),
             pending: Vec::with_capacity(frame_len * (block_frames + 1)),
-            ring: keep_audio.then(|| Ring {
+            ring: keep.audio.then(|| Ring {
                 base: 0,
                 samples: VecDeque::new(),
             }),
@@ -186,8 +209,11 @@ impl Run {
             total: 0,
             sample_rate: rate,
             scratch: Vec::new(),
-            levels: levels.then(|| Levels::new(rate, frame_len, params.segment.threshold)),
+            levels: keep
+                .levels
+                .then(|| Levels::new(rate, frame_len, params.segment.threshold)),
             totals: None,
+            track: keep.track.then(Vec::new),
         })
     }
 
@@ -232,6 +258,9 @@ impl Run {
             }
             if score >= self.threshold {
                 self.speech_frames += 1;
+            }
+            if let Some(track) = &mut self.track {
+                track.push(score);
             }
             self.segmenter.push(score);
             self.drain_ready(out)?;
@@ -313,7 +342,7 @@ impl Runs {
         &mut self,
         lanes: &[Lane],
         params: &Params,
-        keep_audio: bool,
+        keep: Keep,
         out: &mut Out<'_, '_>,
         end: bool,
     ) -> Result<(), Failure> {
@@ -336,11 +365,11 @@ impl Runs {
                 }
                 let held = std::mem::take(held);
                 *self = if same_signal(&held[0], &held[1]) {
-                    let mut run = Run::new(params, keep_audio, out.sinks.levels, None)?;
+                    let mut run = Run::new(params, keep, None)?;
                     run.feed(&mix(held.iter().map(|h| &h[..])), out)?;
                     Runs::Mixed(Box::new(run))
                 } else {
-                    let mut runs = separate_runs(params, keep_audio, out.sinks.levels, held.len())?;
+                    let mut runs = separate_runs(params, keep, held.len())?;
                     for (run, h) in runs.iter_mut().zip(&held) {
                         run.feed(h, out)?;
                     }
@@ -364,14 +393,9 @@ impl Runs {
     }
 }
 
-fn separate_runs(
-    params: &Params,
-    keep_audio: bool,
-    levels: bool,
-    n: usize,
-) -> Result<Vec<Run>, Failure> {
+fn separate_runs(params: &Params, keep: Keep, n: usize) -> Result<Vec<Run>, Failure> {
     (1..=n)
-        .map(|c| Run::new(params, keep_audio, levels, Some(c as u16)))
+        .map(|c| Run::new(params, keep, Some(c as u16)))
         .collect()
 }
 
@@ -407,7 +431,11 @@ pub fn analyze(
     )
     .map_err(real_cause)?;
     let width = decoder.out_channels();
-    let keep_audio = sinks.speech.is_some() || sinks.clips.is_some();
+    let keep = Keep {
+        audio: sinks.speech.is_some() || sinks.clips.is_some(),
+        levels: sinks.levels,
+        track: sinks.track,
+    };
     let mut lanes = (0..width)
         .map(|_| {
             Ok(Lane {
@@ -417,15 +445,12 @@ pub fn analyze(
             })
         })
         .collect::<Result<Vec<Lane>, Failure>>()?;
-    let levels = sinks.levels;
     let mut runs = match (width, params.channels.mode) {
-        (1, _) | (_, ChannelMode::Mix) => {
-            Runs::Mixed(Box::new(Run::new(params, keep_audio, levels, None)?))
-        }
+        (1, _) | (_, ChannelMode::Mix) => Runs::Mixed(Box::new(Run::new(params, keep, None)?)),
         (2, ChannelMode::Auto) => Runs::Deciding {
             held: vec![Vec::new(); 2],
         },
-        _ => Runs::Separate(separate_runs(params, keep_audio, levels, width)?),
+        _ => Runs::Separate(separate_runs(params, keep, width)?),
     };
     let mut out = Out {
         sinks: &mut sinks,
@@ -455,7 +480,7 @@ pub fn analyze(
                 lane.resampler.finish(&mut lane.resampled)?;
             }
         }
-        runs.feed(&lanes, params, keep_audio, &mut out, !more)?;
+        runs.feed(&lanes, params, keep, &mut out, !more)?;
         if !more {
             break;
         }
@@ -464,7 +489,7 @@ pub fn analyze(
     if let Some(f) = status.and_then(SourceStatus::failure) {
         return Err(f);
     }
-    let runs = runs.finish(&mut out)?;
+    let mut runs = runs.finish(&mut out)?;
     Ok(Analysis {
         source: SourceInfo {
             codec: decoder.codec_name(),
@@ -478,12 +503,17 @@ pub fn analyze(
         separate_channels: matches!(runs.first(), Some(r) if r.channel.is_some()),
         segments: out.segments,
         segment_scores: out.segment_scores,
-        levels: levels.then(|| {
+        levels: keep.levels.then(|| {
             let mut all = Totals::default();
             for t in runs.iter().filter_map(|r| r.totals.as_ref()) {
                 all.merge(t);
             }
             all.file()
         }),
+        frame_len: runs.first().map_or(0, |r| r.frame_len as u64),
+        tracks: runs
+            .iter_mut()
+            .filter_map(|r| Some((r.channel, r.track.take()?)))
+            .collect(),
     })
 }

@@ -31,6 +31,8 @@ pub struct Outputs {
     /// Scores and levels of each segment and of the file in `segments.json` (on unless
     /// `--segment-scores false`).
     pub scores: bool,
+    /// `scores.bin`, the score track (`super::track`), to segment again without the audio.
+    pub track: bool,
 }
 
 impl Default for Outputs {
@@ -43,6 +45,7 @@ impl Default for Outputs {
             clips: false,
             chunks: None,
             scores: true,
+            track: false,
         }
     }
 }
@@ -59,6 +62,7 @@ impl Outputs {
             clips: false,
             chunks: None,
             scores: true,
+            track: false,
         };
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match item {
@@ -67,10 +71,11 @@ impl Outputs {
                 "manifest.jsonl" | "manifest" => o.manifest = true,
                 "speech.wav" | "speech" => o.speech = true,
                 "clips" => o.clips = true,
+                "scores.bin" | "scores" => o.track = true,
                 other => {
                     return Err(format!(
                         "unknown output {other:?}: expected segments.json, segments.rttm, \
-                         manifest.jsonl, speech.wav or clips"
+                         manifest.jsonl, speech.wav, clips or scores.bin"
                     ));
                 }
             }
@@ -386,6 +391,8 @@ mod tests {
             ],
             segment_scores: Vec::new(),
             levels: None,
+            frame_len: 480,
+            tracks: Vec::new(),
         }
     }
 

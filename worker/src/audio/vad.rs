@@ -11,7 +11,7 @@ use vadflow_common::{Failure, Reason};
 use webrtc_vad::{SampleRate, Vad, VadMode};
 
 /// Which engine scores the frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
     /// WebRTC's GMM voice activity detector (libfvad).
@@ -33,13 +33,13 @@ impl EngineKind {
 }
 
 /// Engine settings.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct VadParams {
     pub engine: EngineKind,
     /// Sample rate the engine runs at: 8000, 16000, 32000 or 48000.
     pub sample_rate: u32,
     /// WebRTC aggressiveness, 0 (least) to 3 (most aggressive); none for Silero.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<u8>,
     /// Frame length in milliseconds: 10, 20 or 30 (WebRTC); 32 (Silero).
     pub frame_ms: u32,

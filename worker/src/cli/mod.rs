@@ -2,12 +2,10 @@
 
 use crate::audio::Limits;
 use crate::audio::channels::{ChannelChoice, ChannelMode};
-use crate::audio::chunk::ChunkParams;
 use crate::audio::decoder::{DecoderChoice, DecoderMode};
 use crate::audio::ffmpeg;
 use crate::audio::pipeline::Params;
 use crate::audio::render::Outputs;
-use crate::audio::segment::SegmentParams;
 use crate::audio::vad::{EngineKind, VadParams};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -15,13 +13,16 @@ use std::time::Duration;
 use vadflow_common::config::{AmqpArgs, parse_duration};
 use vadflow_common::s3::S3Args;
 
+mod segmentation;
+pub use segmentation::{ResegmentArgs, SegmentationArgs};
+
 /// `worker [run] [OPTIONS]` consumes jobs; `worker vad FILES... --out DIR` is local mode.
 #[derive(Debug, Parser)]
 #[command(
     name = "worker",
     version,
     about = "vadflow worker: finds the speech in audio jobs from RabbitMQ, or in local files",
-    override_usage = "worker [run] [OPTIONS]\n       worker vad <INPUTS>... --out <OUT> [OPTIONS]",
+    override_usage = "worker [run] [OPTIONS]\n       worker vad <INPUTS>... --out <OUT> [OPTIONS]\n       worker resegment <TRACKS>... --out <OUT> [OPTIONS]",
     after_help = "With no command, `worker [OPTIONS]` runs `worker run [OPTIONS]`: the \
                   Kubernetes Deployment's form, configured from the environment."
 )]
@@ -37,6 +38,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Local mode, no servers needed: find the speech in local files or directories.
     Vad(Box<LocalArgs>),
+    /// Segment stored score tracks (scores.bin) again with other settings, without the audio.
+    Resegment(Box<ResegmentArgs>),
 }
 
 /// Parses the command line. Without a command name, `run` is meant, so that `worker` with
@@ -50,7 +53,7 @@ where
     let named = args.get(1).and_then(|a| a.to_str()).is_some_and(|a| {
         matches!(
             a,
-            "run" | "vad" | "help" | "-h" | "--help" | "-V" | "--version"
+            "run" | "vad" | "resegment" | "help" | "-h" | "--help" | "-V" | "--version"
         )
     });
     if !named {
@@ -157,48 +160,8 @@ pub struct AnalysisArgs {
     #[arg(long, env = "VADFLOW_FRAME_MS")]
     pub frame_ms: Option<u32>,
 
-    /// A frame is speech at this score or above [default: 0.5].
-    #[arg(long, env = "VADFLOW_THRESHOLD")]
-    pub threshold: Option<f32>,
-
-    /// Inside speech, a frame stays speech down to this score (hysteresis) [webrtc default: the
-    /// threshold; silero: the threshold − 0.15].
-    #[arg(long, env = "VADFLOW_NEG_THRESHOLD")]
-    pub neg_threshold: Option<f32>,
-
-    /// Trigger window: speech starts when more than --trigger of the frames in this window are
-    /// voiced, and ends when more than --trigger of them are unvoiced (one frame: off).
-    #[arg(long, env = "VADFLOW_SMOOTHING", value_parser = parse_duration)]
-    pub smoothing: Option<Duration>,
-
-    /// Fraction of the trigger window, see --smoothing.
-    #[arg(long, env = "VADFLOW_TRIGGER")]
-    pub trigger: Option<f32>,
-
-    /// Padding added before each segment.
-    #[arg(long, env = "VADFLOW_PAD_START", value_parser = parse_duration)]
-    pub pad_start: Option<Duration>,
-
-    /// Padding added after each segment.
-    #[arg(long, env = "VADFLOW_PAD_END", value_parser = parse_duration)]
-    pub pad_end: Option<Duration>,
-
-    /// How far a segment's start may reach back over the frames just before it that score at
-    /// least the negative threshold (hysteresis at the start; 0: off) [default: off].
-    #[arg(long, env = "VADFLOW_LOOKBACK", value_parser = parse_duration)]
-    pub lookback: Option<Duration>,
-
-    /// Shortest segment kept.
-    #[arg(long, env = "VADFLOW_MIN_SPEECH", value_parser = parse_duration)]
-    pub min_speech: Option<Duration>,
-
-    /// Pauses shorter than this do not end a segment.
-    #[arg(long, env = "VADFLOW_MIN_SILENCE", value_parser = parse_duration)]
-    pub min_silence: Option<Duration>,
-
-    /// Longest segment, padding included; longer speech is split at its longest pause.
-    #[arg(long, env = "VADFLOW_MAX_SEGMENT", value_parser = parse_duration)]
-    pub max_segment: Option<Duration>,
+    #[command(flatten)]
+    pub segmentation: SegmentationArgs,
 
     /// Outputs per file (comma-separated): segments.json, segments.rttm, manifest.jsonl,
     /// speech.wav, clips.
@@ -213,15 +176,6 @@ pub struct AnalysisArgs {
     /// and of the file in segments.json: true or false.
     #[arg(long, env = "VADFLOW_SEGMENT_SCORES", default_value_t = true, action = clap::ArgAction::Set)]
     pub segment_scores: bool,
-
-    /// Also write chunks.jsonl: consecutive segments grouped into ASR-ready chunks of at most
-    /// this length, cut at the longest pauses (e.g. 30s for Whisper-style models).
-    #[arg(long, env = "VADFLOW_CHUNK_MAX", value_parser = parse_duration)]
-    pub chunk_max: Option<Duration>,
-
-    /// With --chunk-max: a chunk shorter than this joins a neighbour when the two fit.
-    #[arg(long, env = "VADFLOW_CHUNK_MIN", default_value = "0s", value_parser = parse_duration)]
-    pub chunk_min: Duration,
 
     /// Largest input accepted, in bytes.
     #[arg(long, env = "VADFLOW_MAX_INPUT_BYTES", default_value_t = Limits::default().max_input_bytes)]
@@ -272,28 +226,7 @@ impl AnalysisArgs {
             },
             frame_ms: self.frame_ms.unwrap_or(dv.frame_ms),
         };
-        let d = SegmentParams::for_engine(self.engine);
-        let threshold = self.threshold.unwrap_or(d.threshold);
-        let neg_default = match (self.engine, self.threshold) {
-            (_, None) => d.neg_threshold,
-            (EngineKind::Webrtc, Some(t)) => t,
-            (EngineKind::Silero | EngineKind::Auto, Some(t)) => {
-                SegmentParams::silero_neg_threshold(t)
-            }
-        };
-        let segment = SegmentParams {
-            threshold,
-            neg_threshold: self.neg_threshold.unwrap_or(neg_default),
-            smoothing: self.smoothing.unwrap_or(d.smoothing),
-            trigger: self.trigger.unwrap_or(d.trigger),
-            pad_start: self.pad_start.unwrap_or(d.pad_start),
-            pad_end: self.pad_end.unwrap_or(d.pad_end),
-            min_speech: self.min_speech.unwrap_or(d.min_speech),
-            min_silence: self.min_silence.unwrap_or(d.min_silence),
-            max_segment: self.max_segment.unwrap_or(d.max_segment),
-            silero_pauses: d.silero_pauses,
-            lookback: self.lookback.unwrap_or(d.lookback),
-        };
+        let segment = self.segmentation.segment_params(self.engine);
         let params = Params {
             vad,
             segment,
@@ -323,14 +256,7 @@ impl AnalysisArgs {
             .map_err(|e| anyhow::anyhow!("invalid analysis settings: {e}"))?;
         let mut outputs = Outputs::parse(&self.outputs).map_err(anyhow::Error::msg)?;
         outputs.scores = self.segment_scores;
-        if let Some(max) = self.chunk_max {
-            let chunking = ChunkParams {
-                max,
-                min: self.chunk_min,
-            };
-            chunking.validate().map_err(anyhow::Error::msg)?;
-            outputs.chunks = Some(chunking);
-        }
+        outputs.chunks = self.segmentation.chunk_params()?;
         Ok((params, outputs))
     }
 }
@@ -338,6 +264,7 @@ impl AnalysisArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::segment::SegmentParams;
     use clap::CommandFactory;
 
     #[test]
