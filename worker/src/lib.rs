@@ -8,6 +8,7 @@
 pub mod audio;
 pub mod cli;
 pub mod consumer;
+pub mod eval;
 pub mod events;
 pub mod fetch;
 pub mod job;
@@ -17,6 +18,7 @@ pub mod outputs;
 pub mod resegment;
 pub mod settle;
 pub mod store;
+pub mod tune;
 
 use anyhow::Context;
 use cli::RunArgs;

@@ -84,6 +84,47 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Tune(args) => match vadflow_worker::tune::run(&args) {
+            Ok(o) => {
+                let row = |name: &str, c: &vadflow_worker::eval::Counts| {
+                    println!(
+                        "{name:<10} {:>8.1} {:>8.1} {:>9.1}",
+                        100.0 * c.precision(),
+                        100.0 * c.recall(),
+                        100.0 * c.f1()
+                    );
+                };
+                println!(
+                    "tune: {} files, {} settings tried; pooled, 10 ms frames:",
+                    o.files, o.settings_tried
+                );
+                println!(
+                    "{:<10} {:>8} {:>8} {:>9}",
+                    "", "frame P", "frame R", "frame F1"
+                );
+                row("defaults", &o.before);
+                row("tuned", &o.after);
+                let s = &o.profile.segmentation;
+                println!(
+                    "settings: threshold {} neg_threshold {} smoothing {}s trigger {} pad_start {}s \
+                     pad_end {}s min_speech {}s min_silence {}s; profile written to {}",
+                    s.threshold,
+                    s.neg_threshold,
+                    s.smoothing,
+                    s.trigger,
+                    s.pad_start,
+                    s.pad_end,
+                    s.min_speech,
+                    s.min_silence,
+                    args.out.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "tune failed");
+                ExitCode::FAILURE
+            }
+        },
     };
     telemetry.shutdown();
     code

@@ -66,7 +66,10 @@ fn one(path: &Path, dir: &Path, args: &ResegmentArgs, outputs: &Outputs) -> Resu
     let h = &track.header;
     let params = Params {
         vad: h.vad,
-        segment: args.segmentation.segment_params(h.vad.engine),
+        segment: args
+            .segmentation
+            .segment_params(h.vad.engine)
+            .map_err(|e| format!("{e:#}"))?,
         ..Params::default()
     };
     params.segment.validate(h.vad.frame_duration())?;

@@ -5,7 +5,8 @@
 
 pub mod audio;
 pub mod corpus;
-pub mod eval;
+/// The quality measures, from the worker (which tunes with them).
+pub use vadflow_worker::eval;
 
 /// Speech intervals of a `segments.json` document.
 pub fn segments_of(doc: &serde_json::Value) -> Vec<(f64, f64)> {

@@ -32,3 +32,4 @@ mod secrets;
 mod shutdown;
 mod silero;
 mod traces;
+mod tune;

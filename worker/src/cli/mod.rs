@@ -40,6 +40,9 @@ pub enum Command {
     Vad(Box<LocalArgs>),
     /// Segment stored score tracks (scores.bin) again with other settings, without the audio.
     Resegment(Box<ResegmentArgs>),
+    /// Fit segmentation settings to labelled recordings from their score tracks; write a
+    /// profile for --profile.
+    Tune(Box<crate::tune::TuneArgs>),
 }
 
 /// Parses the command line. Without a command name, `run` is meant, so that `worker` with
@@ -53,7 +56,7 @@ where
     let named = args.get(1).and_then(|a| a.to_str()).is_some_and(|a| {
         matches!(
             a,
-            "run" | "vad" | "resegment" | "help" | "-h" | "--help" | "-V" | "--version"
+            "run" | "vad" | "resegment" | "tune" | "help" | "-h" | "--help" | "-V" | "--version"
         )
     });
     if !named {
@@ -226,7 +229,7 @@ impl AnalysisArgs {
             },
             frame_ms: self.frame_ms.unwrap_or(dv.frame_ms),
         };
-        let segment = self.segmentation.segment_params(self.engine);
+        let segment = self.segmentation.segment_params(self.engine)?;
         let params = Params {
             vad,
             segment,

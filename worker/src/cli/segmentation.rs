@@ -12,6 +12,11 @@ use vadflow_common::config::parse_duration;
 /// How scores become segments, and segments chunks.
 #[derive(Debug, Clone, Args)]
 pub struct SegmentationArgs {
+    /// A profile written by `worker tune`: its settings replace the engine's defaults (flags
+    /// given here still win). It must have been tuned for the engine in use.
+    #[arg(long = "profile", id = "segmentation_profile", env = "VADFLOW_PROFILE")]
+    pub profile: Option<PathBuf>,
+
     /// A frame is speech at this score or above [default: 0.5].
     #[arg(long, env = "VADFLOW_THRESHOLD")]
     pub threshold: Option<f32>,
@@ -66,9 +71,15 @@ pub struct SegmentationArgs {
 }
 
 impl SegmentationArgs {
-    /// The segment parameters for `engine`: its defaults, overridden by what is set.
-    pub fn segment_params(&self, engine: EngineKind) -> SegmentParams {
-        let d = SegmentParams::for_engine(engine);
+    /// The segment parameters for `engine`: its defaults (or the profile's), overridden by what
+    /// is set. An error names the profile and what is wrong with it.
+    pub fn segment_params(&self, engine: EngineKind) -> anyhow::Result<SegmentParams> {
+        let d = match &self.profile {
+            Some(path) => crate::tune::Profile::load(path)?
+                .segment_params(engine)
+                .map_err(|e| anyhow::anyhow!("profile {}: {e}", path.display()))?,
+            None => SegmentParams::for_engine(engine),
+        };
         let threshold = self.threshold.unwrap_or(d.threshold);
         let neg_default = match (engine, self.threshold) {
             (_, None) => d.neg_threshold,
@@ -77,7 +88,7 @@ impl SegmentationArgs {
                 SegmentParams::silero_neg_threshold(t)
             }
         };
-        SegmentParams {
+        Ok(SegmentParams {
             threshold,
             neg_threshold: self.neg_threshold.unwrap_or(neg_default),
             smoothing: self.smoothing.unwrap_or(d.smoothing),
@@ -89,7 +100,7 @@ impl SegmentationArgs {
             max_segment: self.max_segment.unwrap_or(d.max_segment),
             silero_pauses: d.silero_pauses,
             lookback: self.lookback.unwrap_or(d.lookback),
-        }
+        })
     }
 
     /// The chunking of `chunks.jsonl`, with `--chunk-max`; an error names the bad setting.

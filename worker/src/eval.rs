@@ -44,17 +44,31 @@ impl Counts {
     }
 }
 
-fn inside(t: f64, segs: &[(f64, f64)]) -> bool {
-    segs.iter().any(|&(s, e)| t >= s && t < e)
+/// The 10 ms frames of `[0, duration)` whose centre lies in one of `segs` (in any order), as
+/// flags: each segment visits only its own frames, so this is linear in the duration.
+pub fn frame_grid(segs: &[(f64, f64)], duration: f64, grid: &mut Vec<bool>) {
+    let n = (duration / 0.01).floor() as usize;
+    grid.clear();
+    grid.resize(n, false);
+    let centre = |i: usize| (i as f64 + 0.5) * 0.01;
+    for &(s, e) in segs {
+        // A frame or two of slack on each side, then the exact test.
+        let from = ((s / 0.01).floor() as usize).saturating_sub(1);
+        let to = (((e / 0.01).ceil().max(0.0)) as usize + 1).min(n);
+        for (i, g) in grid.iter_mut().enumerate().take(to).skip(from) {
+            let t = centre(i);
+            if t >= s && t < e {
+                *g = true;
+            }
+        }
+    }
 }
 
-/// Frame-level counts over `[0, duration)` with a 10 ms step.
-pub fn frame_counts(truth: &[(f64, f64)], pred: &[(f64, f64)], duration: f64) -> Counts {
+/// Frame-level counts of two grids of the same file.
+pub fn grid_counts(truth: &[bool], pred: &[bool]) -> Counts {
     let mut c = Counts::default();
-    let n = (duration / 0.01).floor() as usize;
-    for i in 0..n {
-        let t = (i as f64 + 0.5) * 0.01;
-        match (inside(t, truth), inside(t, pred)) {
+    for (&t, &p) in truth.iter().zip(pred) {
+        match (t, p) {
             (true, true) => c.tp += 1.0,
             (false, true) => c.fp += 1.0,
             (true, false) => c.fn_ += 1.0,
@@ -62,6 +76,14 @@ pub fn frame_counts(truth: &[(f64, f64)], pred: &[(f64, f64)], duration: f64) ->
         }
     }
     c
+}
+
+/// Frame-level counts over `[0, duration)` with a 10 ms step.
+pub fn frame_counts(truth: &[(f64, f64)], pred: &[(f64, f64)], duration: f64) -> Counts {
+    let (mut t, mut p) = (Vec::new(), Vec::new());
+    frame_grid(truth, duration, &mut t);
+    frame_grid(pred, duration, &mut p);
+    grid_counts(&t, &p)
 }
 
 fn iou(a: (f64, f64), b: (f64, f64)) -> f64 {
@@ -120,6 +142,25 @@ pub fn median(v: &mut [f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The grid says what the definition says: a frame is speech if its centre is in a segment.
+    #[test]
+    fn grids_follow_the_definition() {
+        let inside = |t: f64, segs: &[(f64, f64)]| segs.iter().any(|&(s, e)| t >= s && t < e);
+        let segs = [
+            (0.0, 0.015),
+            (0.305, 1.0),
+            (0.999, 1.234),
+            (2.5, 9.0),
+            (7.0, 7.001),
+        ];
+        let mut grid = Vec::new();
+        frame_grid(&segs, 5.0, &mut grid);
+        assert_eq!(grid.len(), 500);
+        for (i, &g) in grid.iter().enumerate() {
+            assert_eq!(g, inside((i as f64 + 0.5) * 0.01, &segs), "frame {i}");
+        }
+    }
 
     #[test]
     fn perfect_and_empty_predictions() {
