@@ -18,10 +18,10 @@ pub const CONTENT_TYPE: &str = "application/msgpack";
 pub const MAX_JOB_ID_BYTES: usize = 128;
 /// Longest accepted external id (the catalog's own id of a file), in bytes.
 pub const MAX_EXTERNAL_ID_BYTES: usize = 256;
-/// Most segments a result event carries (about 12 bytes each, so at most ~25 KB of the
-/// 64 KB message limit). A file with more carries none, and the result writer reads them
-/// from the file's `segments.json`.
-pub const MAX_EVENT_SEGMENTS: usize = 2000;
+/// Most segments a result event carries (at most about 45 bytes each with their scores, so
+/// at most ~45 KB of the 64 KB message limit). A file with more carries none, and the
+/// collector reads them from the file's `segments.json`.
+pub const MAX_EVENT_SEGMENTS: usize = 1000;
 
 /// One unit of work: find the speech in `s3://{bucket}/{key}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,10 +47,35 @@ pub struct Job {
 }
 
 /// One speech segment in a result event: start and end in milliseconds from the start of the
-/// audio (as `segments.json` rounds them), and the 1-based channel when channels were analysed
-/// separately. A MessagePack array `[start_ms, end_ms, channel|nil]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SegmentSpan(pub u64, pub u64, pub Option<u16>);
+/// audio (as `segments.json` rounds them), the 1-based channel when channels were analysed
+/// separately, and the segment's scores when the worker measured them. A MessagePack array
+/// `[start_ms, end_ms, channel|nil, scores|nil]` (a 3-element array reads as no scores).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SegmentSpan(
+    pub u64,
+    pub u64,
+    pub Option<u16>,
+    #[serde(default)] pub Option<SegmentScores>,
+);
+
+/// A segment's scores as `segments.json` has them (`docs/segments-schema.md`): a MessagePack
+/// array `[score_mean, score_min, rms_dbfs, peak_dbfs, clipped, snr_db|nil]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SegmentScores(pub f32, pub f32, pub f32, pub f32, pub f32, pub Option<f32>);
+
+impl SegmentScores {
+    /// The scores as a JSON object named as in `segments.json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "score_mean": self.0,
+            "score_min": self.1,
+            "rms_dbfs": self.2,
+            "peak_dbfs": self.3,
+            "clipped": self.4,
+            "snr_db": self.5,
+        })
+    }
+}
 
 impl SegmentSpan {
     pub fn start_ms(&self) -> u64 {
@@ -61,6 +86,9 @@ impl SegmentSpan {
     }
     pub fn channel(&self) -> Option<u16> {
         self.2
+    }
+    pub fn scores(&self) -> Option<SegmentScores> {
+        self.3
     }
 }
 
@@ -365,6 +393,42 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_without_scores_reads_from_three_elements() {
+        let three = rmp_serde::to_vec(&(510u64, 3870u64, Option::<u16>::None)).expect("encode");
+        let span: SegmentSpan = rmp_serde::from_slice(&three).expect("decode");
+        assert_eq!(span, SegmentSpan(510, 3870, None, None));
+        let scores = SegmentScores(0.5, 0.25, -20.0, -1.0, 0.0, None);
+        assert_eq!(scores.to_json()["rms_dbfs"], -20.0);
+        assert!(scores.to_json()["snr_db"].is_null());
+    }
+
+    /// The largest event: `MAX_EVENT_SEGMENTS` segments with channels and every score fits in
+    /// a message.
+    #[test]
+    fn the_most_segments_an_event_carries_fit_in_a_message() {
+        let span = SegmentSpan(
+            86_399_000,
+            86_399_999,
+            Some(8),
+            Some(SegmentScores(
+                0.123,
+                0.456,
+                -45.67,
+                -12.34,
+                0.000_123,
+                Some(23.45),
+            )),
+        );
+        let list = vec![span; MAX_EVENT_SEGMENTS];
+        let bytes = rmp_serde::to_vec_named(&list).expect("encode");
+        assert!(
+            bytes.len() + 2048 < MAX_MESSAGE_BYTES,
+            "{} bytes",
+            bytes.len()
+        );
+    }
+
+    #[test]
     fn result_event_round_trips() {
         let ev = ResultEvent {
             v: VERSION,
@@ -385,8 +449,13 @@ mod tests {
             error: Some("bad".into()),
             external_id: Some("call-7".into()),
             segment_list: Some(vec![
-                SegmentSpan(510, 3870, None),
-                SegmentSpan(5100, 8940, Some(2)),
+                SegmentSpan(510, 3870, None, None),
+                SegmentSpan(
+                    5100,
+                    8940,
+                    Some(2),
+                    Some(SegmentScores(0.9, 0.2, -23.5, -3.0, 0.0, Some(18.25))),
+                ),
             ]),
         };
         assert_eq!(ResultEvent::decode(&ev.encode()), Ok(ev));

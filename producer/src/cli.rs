@@ -232,7 +232,7 @@ pub struct CollectArgs {
     pub exit_when_idle: Option<std::time::Duration>,
 
     /// Also write each done file's speech segments to the `speech_segments` table, in the same
-    /// transaction as its result. Segments travel in the result event (up to 2,000 per file);
+    /// transaction as its result. Segments travel in the result event (up to 1,000 per file);
     /// for files with more, the collector reads the file's `segments.json` from S3 (the --s3-*
     /// settings, used only then).
     #[arg(long, env = "VADFLOW_STORE_SEGMENTS")]

@@ -4,9 +4,11 @@
 //!
 //! `segments.json` is always written last: its presence marks a complete result set.
 
+use crate::audio::levels::SegmentScores;
 use crate::audio::pipeline::{self, Analysis, ClipWriter, Params, Sinks, SpeechWriter};
 use crate::audio::render::{self, Outputs};
 use crate::audio::segment::Segment;
+use crate::audio::shard::{self, Shards};
 use crate::audio::track;
 use crate::events::DecoderWarnings;
 use crate::fetch::source::SourceStatus;
@@ -15,13 +17,50 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use symphonia::core::io::MediaSource;
 use vadflow_common::{Failure, Reason, telemetry};
 
+/// Where segment clips go: files under `clips/`, samples in `shards/`, or both.
 struct Clips<'a> {
     store: &'a mut dyn ResultStore,
+    uri: &'a str,
+    rate: u32,
+    files: bool,
+    shards: Option<Shards>,
+}
+
+impl Clips<'_> {
+    fn put_shard(&mut self, shard: Option<(usize, Vec<u8>)>) -> Result<(), Failure> {
+        match shard {
+            Some((n, bytes)) => self
+                .store
+                .put(&shard::shard_name(n), "application/x-tar", bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the last, partly filled shard.
+    fn finish(&mut self) -> Result<(), Failure> {
+        let last = self.shards.as_mut().and_then(Shards::finish);
+        self.put_shard(last)
+    }
 }
 
 impl ClipWriter for Clips<'_> {
-    fn clip(&mut self, index: usize, _segment: &Segment, wav: Vec<u8>) -> Result<(), Failure> {
-        self.store.put(&Outputs::clip_name(index), "audio/wav", wav)
+    fn clip(
+        &mut self,
+        index: usize,
+        segment: &Segment,
+        scores: Option<&SegmentScores>,
+        wav: Vec<u8>,
+    ) -> Result<(), Failure> {
+        if let Some(shards) = &mut self.shards {
+            let json = shard::sample_json(self.uri, index, segment, self.rate, scores);
+            let full = shards.add(&shard::sample_key(self.uri, index), &json, &wav);
+            self.put_shard(full)?;
+        }
+        if self.files {
+            self.store
+                .put(&Outputs::clip_name(index), "audio/wav", wav)?;
+        }
+        Ok(())
     }
 }
 
@@ -45,7 +84,14 @@ pub fn process(
             None
         };
         let analysis = {
-            let mut clips = outputs_wanted.clips.then_some(Clips { store: &mut *store });
+            let mut clips =
+                (outputs_wanted.clips || outputs_wanted.shards.is_some()).then(|| Clips {
+                    store: &mut *store,
+                    uri,
+                    rate: params.vad.sample_rate,
+                    files: outputs_wanted.clips,
+                    shards: outputs_wanted.shards.map(Shards::new),
+                });
             let sinks = Sinks {
                 speech: speech.as_deref_mut().map(|s| s as &mut dyn SpeechWriter),
                 clips: clips.as_mut().map(|c| c as &mut dyn ClipWriter),
@@ -54,7 +100,8 @@ pub fn process(
                 track: outputs_wanted.track,
             };
             let _ = telemetry::take_decoder_warnings();
-            let analysis = pipeline::analyze(source, extension, params, status, sinks);
+            let analysis = pipeline::analyze(source, extension, params, status, sinks)
+                .and_then(|a| clips.as_mut().map_or(Ok(()), Clips::finish).map(|()| a));
             DecoderWarnings {
                 uri,
                 warnings: telemetry::take_decoder_warnings(),

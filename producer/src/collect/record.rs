@@ -207,12 +207,17 @@ async fn replace_segments(
         .collect();
     let start: Vec<f64> = list.iter().map(|s| s.start_ms() as f64 / 1000.0).collect();
     let end: Vec<f64> = list.iter().map(|s| s.end_ms() as f64 / 1000.0).collect();
+    let scores: Vec<Option<String>> = list
+        .iter()
+        .map(|s| s.scores().map(|x| x.to_json().to_string()))
+        .collect();
     // A segment that is empty once rounded to the millisecond is no segment: leaving it out
     // keeps the table's CHECK from refusing the whole result.
     sqlx::query(
-        "INSERT INTO speech_segments (file_id, seq, channel, start_s, end_s, job_id)
-         SELECT $1, q, c, s, e, $6
-         FROM UNNEST($2::int[], $3::smallint[], $4::float8[], $5::float8[]) AS t (q, c, s, e)
+        "INSERT INTO speech_segments (file_id, seq, channel, start_s, end_s, scores, job_id)
+         SELECT $1, q, c, s, e, x::jsonb, $7
+         FROM UNNEST($2::int[], $3::smallint[], $4::float8[], $5::float8[], $6::text[])
+              AS t (q, c, s, e, x)
          WHERE e > s AND s >= 0",
     )
     .bind(file_id)
@@ -220,6 +225,7 @@ async fn replace_segments(
     .bind(&channel)
     .bind(&start)
     .bind(&end)
+    .bind(&scores)
     .bind(&event.job_id)
     .execute(&mut *tx)
     .await

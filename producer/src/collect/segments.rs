@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use vadflow_common::failure::{Failure, Reason, Retry};
 use vadflow_common::session::Backoff;
-use vadflow_common::wire::{Outcome, ResultEvent, SegmentSpan};
+use vadflow_common::wire::{Outcome, ResultEvent, SegmentScores, SegmentSpan};
 
 /// Largest `segments.json` read (a 24-hour file with a segment every second is about 4 MiB).
 pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
@@ -30,6 +30,26 @@ struct DocSegment {
     end: f64,
     #[serde(default)]
     channel: Option<u16>,
+    // The segment's scores, when the worker wrote them.
+    score_mean: Option<f32>,
+    score_min: Option<f32>,
+    rms_dbfs: Option<f32>,
+    peak_dbfs: Option<f32>,
+    clipped: Option<f32>,
+    snr_db: Option<f32>,
+}
+
+impl DocSegment {
+    fn scores(&self) -> Option<SegmentScores> {
+        Some(SegmentScores(
+            self.score_mean?,
+            self.score_min?,
+            self.rms_dbfs?,
+            self.peak_dbfs?,
+            self.clipped?,
+            self.snr_db,
+        ))
+    }
 }
 
 /// Whether `event` needs its segments read from S3: a done file with segments the event does
@@ -132,7 +152,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<SegmentSpan>, String> {
                 return Err(format!("segment {i}: start {} end {}", s.start, s.end));
             }
             let ms = |t: f64| (t * 1000.0).round() as u64;
-            Ok(SegmentSpan(ms(s.start), ms(s.end), s.channel))
+            Ok(SegmentSpan(ms(s.start), ms(s.end), s.channel, s.scores()))
         })
         .collect()
 }
@@ -143,12 +163,18 @@ mod tests {
 
     #[test]
     fn documents_parse_to_milliseconds() {
-        let doc = br#"{"schema_version":1,"segments":[{"start":0.51,"end":3.87},{"start":5.1,"end":8.94,"channel":2}]}"#;
+        let doc = br#"{"schema_version":1,"segments":[{"start":0.51,"end":3.87},{"start":5.1,"end":8.94,"channel":2,
+            "score_mean":0.9,"score_min":0.5,"rms_dbfs":-20.5,"peak_dbfs":-3.25,"clipped":0.0,"snr_db":null}]}"#;
         assert_eq!(
             parse(doc).expect("a valid document"),
             vec![
-                SegmentSpan(510, 3870, None),
-                SegmentSpan(5100, 8940, Some(2))
+                SegmentSpan(510, 3870, None, None),
+                SegmentSpan(
+                    5100,
+                    8940,
+                    Some(2),
+                    Some(SegmentScores(0.9, 0.5, -20.5, -3.25, 0.0, None))
+                )
             ]
         );
         assert!(parse(br#"{"segments":[{"start":2.0,"end":1.0}]}"#).is_err());

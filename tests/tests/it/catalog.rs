@@ -173,7 +173,7 @@ async fn catalog_rows_come_back_as_segments_once_each() {
     let late_prefix = format!("{}late/", ctx.results_prefix);
     ctx.put(
         &format!("{late_prefix}segments.json"),
-        br#"{"schema_version":1,"segments":[{"start":0.25,"end":1.5},{"start":2.0,"end":3.125,"channel":2}]}"#.to_vec(),
+        br#"{"schema_version":1,"segments":[{"start":0.25,"end":1.5},{"start":2.0,"end":3.125,"channel":2,"score_mean":0.75,"score_min":0.5,"rms_dbfs":-30.5,"peak_dbfs":-6.0,"clipped":0.0,"snr_db":12.5}]}"#.to_vec(),
     )
     .await;
     let mut late = copies[0].clone();
@@ -197,6 +197,29 @@ async fn catalog_rows_come_back_as_segments_once_each() {
     assert_eq!(
         segments(late_id).await,
         vec![(0, None, 0.25, 1.5), (1, Some(2), 2.0, 3.125)]
+    );
+    // The scores come with the segments: from the events, and from segments.json.
+    let unscored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM speech_segments WHERE scores IS NULL AND file_id <> $1",
+    )
+    .bind(late_id)
+    .fetch_one(&ctx.pool)
+    .await
+    .expect("count");
+    assert_eq!(unscored, 0, "every segment of the run has its scores");
+    let late_scores: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT scores::text FROM speech_segments WHERE file_id = $1 ORDER BY seq",
+    )
+    .bind(late_id)
+    .fetch_all(&ctx.pool)
+    .await
+    .expect("scores");
+    assert_eq!(late_scores[0], None);
+    let s: serde_json::Value =
+        serde_json::from_str(late_scores[1].as_deref().expect("scores")).expect("json");
+    assert_eq!(
+        (s["rms_dbfs"].as_f64(), s["snr_db"].as_f64()),
+        (Some(-30.5), Some(12.5))
     );
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM speech_segments")
         .fetch_one(&ctx.pool)

@@ -29,6 +29,7 @@ mod register;
 mod resegment;
 mod resilience;
 mod secrets;
+mod shards;
 mod shutdown;
 mod silero;
 mod traces;

@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod render;
 pub mod resample;
 pub mod segment;
+pub mod shard;
 pub mod silero;
 pub mod spool;
 pub mod track;

@@ -58,9 +58,15 @@ pub trait SpeechWriter {
     fn write(&mut self, samples: &[i16]) -> Result<(), Failure>;
 }
 
-/// Receives one WAV clip per segment.
+/// Receives one WAV clip per segment, with the segment's scores when they are measured.
 pub trait ClipWriter {
-    fn clip(&mut self, index: usize, segment: &Segment, wav: Vec<u8>) -> Result<(), Failure>;
+    fn clip(
+        &mut self,
+        index: usize,
+        segment: &Segment,
+        scores: Option<&SegmentScores>,
+        wav: Vec<u8>,
+    ) -> Result<(), Failure>;
 }
 
 /// Optional outputs produced while the audio streams through.
@@ -289,6 +295,8 @@ impl Run {
         let ready: Vec<Segment> = self.segmenter.take_ready().collect();
         for mut seg in ready {
             seg.channel = self.channel;
+            let index = out.segments.len();
+            let scores = self.levels.as_mut().map(|l| l.segment(&seg, index));
             if let Some(ring) = &self.ring {
                 let (iter, len) = ring.range(&seg);
                 self.scratch.clear();
@@ -299,16 +307,14 @@ impl Run {
                 }
                 if let Some(clips) = out.sinks.clips.as_deref_mut() {
                     clips.clip(
-                        out.segments.len(),
+                        index,
                         &seg,
+                        scores.as_ref(),
                         wav::encode(self.sample_rate, &self.scratch),
                     )?;
                 }
             }
-            if let Some(levels) = &mut self.levels {
-                out.segment_scores
-                    .push(levels.segment(&seg, out.segments.len()));
-            }
+            out.segment_scores.extend(scores);
             out.segments.push(seg);
         }
         let earliest = self.segmenter.earliest_needed();

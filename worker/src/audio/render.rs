@@ -33,6 +33,9 @@ pub struct Outputs {
     pub scores: bool,
     /// `scores.bin`, the score track (`super::track`), to segment again without the audio.
     pub track: bool,
+    /// `shards/NNNNNN.tar`: WebDataset shards of the segments' clips, each at most this many
+    /// bytes (`super::shard`).
+    pub shards: Option<u64>,
 }
 
 impl Default for Outputs {
@@ -46,6 +49,7 @@ impl Default for Outputs {
             chunks: None,
             scores: true,
             track: false,
+            shards: None,
         }
     }
 }
@@ -63,6 +67,7 @@ impl Outputs {
             chunks: None,
             scores: true,
             track: false,
+            shards: None,
         };
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match item {
@@ -72,10 +77,11 @@ impl Outputs {
                 "speech.wav" | "speech" => o.speech = true,
                 "clips" => o.clips = true,
                 "scores.bin" | "scores" => o.track = true,
+                "shards" => o.shards = Some(super::shard::DEFAULT_SHARD_BYTES),
                 other => {
                     return Err(format!(
                         "unknown output {other:?}: expected segments.json, segments.rttm, \
-                         manifest.jsonl, speech.wav, clips or scores.bin"
+                         manifest.jsonl, speech.wav, clips, scores.bin or shards"
                     ));
                 }
             }
@@ -106,12 +112,27 @@ pub fn event_segments(analysis: &Analysis) -> Option<Vec<wire::SegmentSpan>> {
         analysis
             .segments
             .iter()
-            .map(|s| wire::SegmentSpan(at(s.start), at(s.end), s.channel))
+            .enumerate()
+            .map(|(i, s)| {
+                let scores = analysis.segment_scores.get(i).map(|x| {
+                    // As segments.json rounds them.
+                    let r = |v: f64, d: i32| round_to(v, d) as f32;
+                    wire::SegmentScores(
+                        r(x.score_mean, 3),
+                        r(x.score_min, 3),
+                        r(x.rms_dbfs, 2),
+                        r(x.peak_dbfs, 2),
+                        r(x.clipped, 6),
+                        x.snr_db.map(|v| r(v, 2)),
+                    )
+                });
+                wire::SegmentSpan(at(s.start), at(s.end), s.channel, scores)
+            })
             .collect(),
     )
 }
 
-fn ms(samples: u64, rate: u32) -> f64 {
+pub(crate) fn ms(samples: u64, rate: u32) -> f64 {
     // Round to the millisecond so that the text is short and stable.
     (samples as f64 * 1000.0 / f64::from(rate)).round() / 1000.0
 }
@@ -152,13 +173,26 @@ struct LevelsDoc {
 
 /// A segment's scores as `segments.json` writes them (rounded, so the text is stable).
 #[derive(Serialize)]
-struct ScoresDoc {
+pub(crate) struct ScoresDoc {
     score_mean: f64,
     score_min: f64,
     rms_dbfs: f64,
     peak_dbfs: f64,
     clipped: f64,
     snr_db: Option<f64>,
+}
+
+impl ScoresDoc {
+    pub(crate) fn of(x: &crate::audio::levels::SegmentScores) -> ScoresDoc {
+        ScoresDoc {
+            score_mean: round_to(x.score_mean, 3),
+            score_min: round_to(x.score_min, 3),
+            rms_dbfs: db(x.rms_dbfs),
+            peak_dbfs: db(x.peak_dbfs),
+            clipped: round_to(x.clipped, 6),
+            snr_db: x.snr_db.map(db),
+        }
+    }
 }
 
 fn round_to(x: f64, decimals: i32) -> f64 {
@@ -256,14 +290,7 @@ pub fn segments_json(uri: &str, analysis: &Analysis, params: &Params) -> Vec<u8>
                 start: ms(s.start, rate),
                 end: ms(s.end, rate),
                 channel: s.channel,
-                scores: analysis.segment_scores.get(i).map(|x| ScoresDoc {
-                    score_mean: round_to(x.score_mean, 3),
-                    score_min: round_to(x.score_min, 3),
-                    rms_dbfs: db(x.rms_dbfs),
-                    peak_dbfs: db(x.peak_dbfs),
-                    clipped: round_to(x.clipped, 6),
-                    snr_db: x.snr_db.map(db),
-                }),
+                scores: analysis.segment_scores.get(i).map(ScoresDoc::of),
             })
             .collect(),
     };

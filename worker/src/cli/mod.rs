@@ -180,6 +180,11 @@ pub struct AnalysisArgs {
     #[arg(long, env = "VADFLOW_SEGMENT_SCORES", default_value_t = true, action = clap::ArgAction::Set)]
     pub segment_scores: bool,
 
+    /// With `shards` in --outputs: the largest shard, in bytes (64 KiB to 512 MiB; a shard is
+    /// held in memory until full).
+    #[arg(long, env = "VADFLOW_SHARD_MAX_BYTES", default_value_t = crate::audio::shard::DEFAULT_SHARD_BYTES)]
+    pub shard_max_bytes: u64,
+
     /// Largest input accepted, in bytes.
     #[arg(long, env = "VADFLOW_MAX_INPUT_BYTES", default_value_t = Limits::default().max_input_bytes)]
     pub max_input_bytes: u64,
@@ -260,6 +265,14 @@ impl AnalysisArgs {
         let mut outputs = Outputs::parse(&self.outputs).map_err(anyhow::Error::msg)?;
         outputs.scores = self.segment_scores;
         outputs.chunks = self.segmentation.chunk_params()?;
+        if outputs.shards.is_some() {
+            use crate::audio::shard::{MAX_SHARD_BYTES, MIN_SHARD_BYTES};
+            anyhow::ensure!(
+                (MIN_SHARD_BYTES..=MAX_SHARD_BYTES).contains(&self.shard_max_bytes),
+                "--shard-max-bytes must be between {MIN_SHARD_BYTES} and {MAX_SHARD_BYTES}"
+            );
+            outputs.shards = Some(self.shard_max_bytes);
+        }
         Ok((params, outputs))
     }
 }
