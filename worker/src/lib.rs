@@ -15,6 +15,7 @@ pub mod job;
 pub mod local;
 pub mod metrics;
 pub mod outputs;
+pub mod report;
 pub mod resegment;
 pub mod settle;
 pub mod store;

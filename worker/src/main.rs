@@ -125,6 +125,22 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Report(args) => match vadflow_worker::report::run(&args) {
+            Ok(s) => {
+                println!(
+                    "report: done={} failed={} timelines={} written to {}",
+                    s.done,
+                    s.failed,
+                    s.timelines,
+                    args.out.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "report failed");
+                ExitCode::FAILURE
+            }
+        },
     };
     telemetry.shutdown();
     code

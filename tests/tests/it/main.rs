@@ -26,6 +26,7 @@ mod outcomes;
 mod parity;
 mod pipeline;
 mod register;
+mod report;
 mod resegment;
 mod resilience;
 mod secrets;

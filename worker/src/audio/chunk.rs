@@ -6,7 +6,10 @@
 //!
 //! Pure and deterministic: the same segments and settings give the same chunks.
 
+use super::pipeline::Analysis;
+use super::render::ms;
 use super::segment::Segment;
+use serde::Serialize;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -77,6 +80,36 @@ pub fn chunks(segments: &[Segment], rate: u32, params: &ChunkParams) -> Vec<Chun
         }
     }
     out.sort_by_key(|c| (c.start, c.channel));
+    out
+}
+
+#[derive(Serialize)]
+struct ChunkLine<'a> {
+    audio_filepath: &'a str,
+    offset: f64,
+    duration: f64,
+    /// How many segments the chunk holds (1 for a piece of a segment longer than the maximum).
+    segments: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<u16>,
+}
+
+/// `chunks.jsonl`: the chunks, NeMo-style, one line per chunk in time order.
+pub fn chunks_jsonl(uri: &str, analysis: &Analysis, params: &ChunkParams) -> Vec<u8> {
+    let rate = analysis.sample_rate;
+    let mut out = Vec::new();
+    for c in chunks(&analysis.segments, rate, params) {
+        let line = ChunkLine {
+            audio_filepath: uri,
+            offset: ms(c.start, rate),
+            duration: ms(c.len(), rate),
+            segments: c.segments.len(),
+            channel: c.channel,
+        };
+        if serde_json::to_writer(&mut out, &line).is_ok() {
+            out.push(b'\n');
+        }
+    }
     out
 }
 

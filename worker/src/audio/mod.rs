@@ -17,6 +17,7 @@ pub mod isomp4;
 pub mod levels;
 mod mp3;
 mod opus;
+pub mod params;
 pub mod pipeline;
 pub mod render;
 pub mod resample;

@@ -4,54 +4,20 @@
 //! This is blocking, CPU-bound code: the worker runs it in `spawn_blocking`, local mode on its
 //! own threads.
 
-use super::channels::{AUTO_WINDOW_S, ChannelChoice, ChannelMode, same_signal};
-use super::decoder::{Decoder, DecoderChoice};
+use super::channels::{AUTO_WINDOW_S, ChannelMode, same_signal};
+use super::decoder::Decoder;
 use super::levels::{FileLevels, Levels, SegmentScores, Totals};
 use super::resample::Resampler;
-use super::segment::{Segment, SegmentParams, Segmenter};
-use super::vad::{VadParams, to_i16};
-use super::{Limits, wav};
+use super::segment::{Segment, Segmenter};
+use super::vad::to_i16;
+use super::wav;
 use crate::fetch::source::SourceStatus;
 use serde::Serialize;
 use std::collections::VecDeque;
 use symphonia::core::io::MediaSource;
 use vadflow_common::Failure;
 
-/// Everything that shapes the analysis of a file.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Params {
-    pub vad: VadParams,
-    pub segment: SegmentParams,
-    pub limits: Limits,
-    pub decoder: DecoderChoice,
-    pub channels: ChannelChoice,
-}
-
-impl Params {
-    /// `engine` with its own defaults for the engine and the segmentation, and the default
-    /// limits, decoders and channels.
-    pub fn for_engine(engine: super::vad::EngineKind) -> Params {
-        Params {
-            vad: VadParams::for_engine(engine),
-            segment: SegmentParams::for_engine(engine),
-            ..Params::default()
-        }
-    }
-
-    /// Validates the whole configuration once, at start-up.
-    pub fn validate(&self) -> Result<(), String> {
-        self.vad.validate()?;
-        self.segment.validate(self.vad.frame_duration())?;
-        if self.limits.max_channels == 0 || self.limits.max_input_bytes == 0 {
-            return Err("limits must be positive".into());
-        }
-        if self.decoder.mode == super::decoder::DecoderMode::Ffmpeg && self.decoder.ffmpeg.is_none()
-        {
-            return Err("--decoder ffmpeg needs ffmpeg on the PATH, or --ffmpeg PATH".into());
-        }
-        Ok(())
-    }
-}
+pub use super::params::Params;
 
 /// Receives the speech-only audio, in order, as 16-bit samples at the VAD rate.
 pub trait SpeechWriter {

@@ -2,7 +2,7 @@
 //! byte-identical outputs (no timestamps, no host names), so a redelivered job rewrites identical
 //! objects. `docs/segments-schema.md` documents the formats.
 
-use super::chunk::{self, ChunkParams};
+use super::chunk::ChunkParams;
 use super::pipeline::{Analysis, Params, SourceInfo};
 use super::segment::Segment;
 use serde::Serialize;
@@ -328,35 +328,7 @@ pub fn segments_rttm(uri: &str, analysis: &Analysis) -> Vec<u8> {
     out.into_bytes()
 }
 
-#[derive(Serialize)]
-struct ChunkLine<'a> {
-    audio_filepath: &'a str,
-    offset: f64,
-    duration: f64,
-    /// How many segments the chunk holds (1 for a piece of a segment longer than the maximum).
-    segments: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    channel: Option<u16>,
-}
-
-/// `chunks.jsonl`: ASR-ready chunks ([`chunk`]), NeMo-style, one line per chunk in time order.
-pub fn chunks_jsonl(uri: &str, analysis: &Analysis, params: &ChunkParams) -> Vec<u8> {
-    let rate = analysis.sample_rate;
-    let mut out = Vec::new();
-    for c in chunk::chunks(&analysis.segments, rate, params) {
-        let line = ChunkLine {
-            audio_filepath: uri,
-            offset: ms(c.start, rate),
-            duration: ms(c.len(), rate),
-            segments: c.segments.len(),
-            channel: c.channel,
-        };
-        if serde_json::to_writer(&mut out, &line).is_ok() {
-            out.push(b'\n');
-        }
-    }
-    out
-}
+pub use super::chunk::chunks_jsonl;
 
 #[derive(Serialize)]
 struct ManifestLine<'a> {

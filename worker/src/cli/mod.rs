@@ -43,6 +43,8 @@ pub enum Command {
     /// Fit segmentation settings to labelled recordings from their score tracks; write a
     /// profile for --profile.
     Tune(Box<crate::tune::TuneArgs>),
+    /// Write one HTML page showing a `worker vad` run: outcomes, distributions, timelines.
+    Report(Box<crate::report::ReportArgs>),
 }
 
 /// Parses the command line. Without a command name, `run` is meant, so that `worker` with
@@ -56,7 +58,16 @@ where
     let named = args.get(1).and_then(|a| a.to_str()).is_some_and(|a| {
         matches!(
             a,
-            "run" | "vad" | "resegment" | "tune" | "help" | "-h" | "--help" | "-V" | "--version"
+            "run"
+                | "vad"
+                | "resegment"
+                | "tune"
+                | "report"
+                | "help"
+                | "-h"
+                | "--help"
+                | "-V"
+                | "--version"
         )
     });
     if !named {
