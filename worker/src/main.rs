@@ -67,7 +67,7 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Resegment(args) => match vadflow_worker::resegment::run(&args) {
+        Command::Resegment(args) => match vadflow_worker::resegment::run(&args).await {
             Ok(report) => {
                 println!(
                     "resegment: tracks={} done={} failed={}",

@@ -176,3 +176,64 @@ fn resegmented_tracks_equal_full_runs_with_the_new_settings() {
     assert!(root.join("again/talk.wav/segments.json").exists());
     let _ = std::fs::remove_dir_all(root);
 }
+
+/// At scale: the distributed worker writes score tracks to S3 (`--outputs ...,scores.bin`);
+/// `worker resegment` re-segments everything under that prefix into another, and the segments
+/// are those of a full run with the new settings. A damaged track there is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tracks_in_s3_are_resegmented_into_another_prefix() {
+    use vadflow_tests::{BUCKET, TestCtx};
+    let ctx = TestCtx::new("reseg-s3").await;
+    let talk = compose(&SENTENCES[2..6], &[0.4, 0.3, 0.8, 0.25, 0.5]);
+    let key = format!("{}talk.wav", ctx.prefix);
+    ctx.put(&key, talk.wav()).await;
+    ctx.insert_file(&key, chrono::Utc::now() - chrono::Duration::hours(1))
+        .await;
+    ctx.enqueue("yesterday", "now", None, false).await;
+    let mut args = ctx.worker_args();
+    args.analysis.outputs = "segments.json,scores.bin".into();
+    let worker = ctx.spawn_worker(args).await;
+    let collector = ctx.spawn_collector();
+    ctx.wait_files("done", |rows| rows.iter().all(|r| r.status == "done"))
+        .await;
+    worker.stop().await.expect("worker stops");
+    collector.stop().await.expect("collector stops");
+    let junk = format!("{}junk/scores.bin", ctx.results_prefix);
+    ctx.put(&junk, b"VFSCORES\x02\x00\x00\x00{}".to_vec()).await;
+
+    let new = ["--min-silence", "0.6s", "--pad-start", "0.12s"];
+    let out = ctx
+        .command("worker")
+        .args(["resegment", "--out"])
+        .arg(format!("s3://{BUCKET}/{}v2/", ctx.prefix))
+        .arg(format!("s3://{BUCKET}/{}", ctx.results_prefix))
+        .args(new)
+        .output()
+        .await
+        .expect("worker resegment");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("tracks=2 done=1 failed=1"), "{stdout}");
+    assert!(stderr.contains("junk/scores.bin"), "{stderr}");
+    let reseg: serde_json::Value = serde_json::from_slice(
+        &ctx.get(&format!("{}v2/{BUCKET}/{key}/segments.json", ctx.prefix))
+            .await
+            .expect("re-segmented segments.json in S3"),
+    )
+    .expect("json");
+
+    // The full run with the same settings, locally.
+    let root = std::env::temp_dir().join(format!("vadflow-reseg-s3-{}", ctx.id));
+    std::fs::create_dir_all(root.join("in")).expect("mkdir");
+    std::fs::write(root.join("in/talk.wav"), talk.wav()).expect("write");
+    vad(&root.join("in"), &root.join("full"), &new);
+    let full = doc(&root.join("full/talk.wav/segments.json"));
+    assert_eq!(sorted(&reseg), sorted(&full));
+    assert_eq!(reseg["parameters"], full["parameters"]);
+    assert_eq!(reseg["source"]["uri"], format!("s3://{BUCKET}/{key}"));
+    let _ = std::fs::remove_dir_all(root);
+    ctx.cleanup().await;
+}

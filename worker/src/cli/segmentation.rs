@@ -121,11 +121,13 @@ impl SegmentationArgs {
 #[derive(Debug, Args)]
 pub struct ResegmentArgs {
     /// Score tracks (scores.bin, written with --outputs ...,scores.bin), or directories searched
-    /// for them (a `worker vad --out` directory, say).
+    /// for them (a `worker vad --out` directory, say), or s3://bucket/prefix/ (every scores.bin
+    /// under it, as the worker writes them).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
 
-    /// Output directory; a track at {input}/{path}/scores.bin gives {out}/{path}/.
+    /// Output directory, or s3://bucket/prefix/ with s3:// inputs; a track at
+    /// {input}/{path}/scores.bin gives {out}/{path}/.
     #[arg(long)]
     pub out: PathBuf,
 
@@ -134,6 +136,14 @@ pub struct ResegmentArgs {
     #[arg(long, default_value = "segments.json,segments.rttm,manifest.jsonl")]
     pub outputs: String,
 
+    /// Tracks re-segmented at once, with s3:// inputs.
+    #[arg(long, short = 'j', default_value_t = 16)]
+    pub jobs: usize,
+
     #[command(flatten)]
     pub segmentation: SegmentationArgs,
+
+    /// Object storage, for s3:// inputs and --out.
+    #[command(flatten)]
+    pub s3: vadflow_common::s3::S3Args,
 }
