@@ -110,10 +110,7 @@ mod tests {
         args.client().await.expect("client")
     }
 
-    #[tokio::test]
-    async fn every_write_asks_for_the_configured_encryption() {
-        let (url, mut heads) = probe(PUT_OK).await;
-        let c = client(&url, Some(SseMode::Kms), Some("alias/vadflow")).await;
+    async fn put(c: &aws_sdk_s3::Client) {
         c.put_object()
             .bucket("b")
             .key("k")
@@ -121,6 +118,13 @@ mod tests {
             .send()
             .await
             .expect("put");
+    }
+
+    #[tokio::test]
+    async fn every_write_asks_for_the_configured_encryption() {
+        let (url, mut heads) = probe(PUT_OK).await;
+        let c = client(&url, Some(SseMode::Kms), Some("alias/vadflow")).await;
+        put(&c).await;
         let head = heads.recv().await.expect("a request");
         assert!(head.starts_with("put /b/k"), "{head}");
         assert!(
@@ -149,13 +153,7 @@ mod tests {
 
         let (url, mut heads) = probe(PUT_OK).await;
         let c = client(&url, None, None).await;
-        c.put_object()
-            .bucket("b")
-            .key("k")
-            .body(b"x".to_vec().into())
-            .send()
-            .await
-            .expect("put");
+        put(&c).await;
         let head = heads.recv().await.expect("a request");
         assert!(
             !head.contains("server-side-encryption"),
