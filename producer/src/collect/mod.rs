@@ -25,6 +25,7 @@ use vadflow_common::session::{Backoff, Session, reconnect};
 use vadflow_common::wire::ResultEvent;
 
 pub mod events;
+mod queues;
 mod record;
 pub mod segments;
 mod stats;
@@ -107,6 +108,22 @@ impl Collector {
             let bound = vadflow_common::http::serve_on(listener, stats.clone(), shutdown.clone())?;
             tracing::info!(addr = %bound, "{}", msg::SERVING);
         }
+        // The queue poller has a connection, a runtime and a thread of its own: lapin runs a
+        // connection's internal tasks on the runtime it was opened in, and under broker faults
+        // the poller's traffic on the collector's runtime could starve the consumer (the fault
+        // suite caught it). Monitoring never shares fate with recording results.
+        let stop_polling = shutdown.child_token();
+        let _poller = stop_polling.clone().drop_guard();
+        queues::spawn(
+            queues::Poller {
+                url: args.amqp.amqp_url.expose().to_owned(),
+                ca_pem: ca_pem.clone(),
+                topology: topology.clone(),
+                stats: stats.clone(),
+                interval: args.queue_poll_interval,
+            },
+            stop_polling,
+        );
         let queue = topology.results_queue();
         let mut backoff = Backoff::new();
         loop {
@@ -132,11 +149,7 @@ impl Collector {
             };
             stats.ready.store(true, Ordering::Relaxed);
             tracing::info!(queue = %queue, "{}", msg::CONSUMING);
-            // The queue poller shares the session and ends with the consumer.
-            let consumed = tokio::select! {
-                consumed = consume(&session, letters, &sink, args.exit_when_idle) => consumed,
-                never = poll_queues(&session.conn, &topology, &stats, args.queue_poll_interval) => match never {},
-            };
+            let consumed = consume(&session, letters, &sink, args.exit_when_idle).await;
             stats.ready.store(false, Ordering::Relaxed);
             match consumed {
                 Ok(()) => {
@@ -159,37 +172,6 @@ pub async fn run(args: CollectArgs, shutdown: CancellationToken) -> anyhow::Resu
         .await?
         .run_until_stopped(shutdown)
         .await
-}
-
-/// Reads the depth and consumers of every queue each `interval` into the stats; runs until
-/// dropped. A failed read leaves the last figures (their timestamp shows their age).
-async fn poll_queues(
-    conn: &lapin::Connection,
-    topology: &vadflow_common::Topology,
-    stats: &CollectorStats,
-    interval: Duration,
-) -> std::convert::Infallible {
-    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match topology.depths(conn).await {
-            Ok(depths) => stats.set_queues(
-                depths
-                    .into_iter()
-                    .filter_map(|(queue, depth)| {
-                        let (messages, consumers) = depth?;
-                        Some(QueueGauge {
-                            role: topology.role(&queue).to_owned(),
-                            messages: messages.into(),
-                            consumers: consumers.into(),
-                        })
-                    })
-                    .collect(),
-            ),
-            Err(e) => tracing::debug!(error = %e, "cannot read queue depths"),
-        }
-    }
 }
 
 /// Where result events go, and what the collector needs to put them there.

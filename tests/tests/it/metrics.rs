@@ -145,7 +145,9 @@ async fn health_and_metrics_reflect_a_run() {
     // The collector's endpoint: ready while consuming, and its counts once it drained the
     // three result events.
     let mut collect = ctx.command("producer");
-    collect.arg("collect");
+    collect
+        .arg("collect")
+        .env("VADFLOW_QUEUE_POLL_INTERVAL", "200ms");
     let (collector, addr) =
         spawn_with_endpoint(collect, vadflow_producer::collect::events::msg::CONSUMING).await;
     assert_eq!(get(&addr, "/healthz").await.0, 200);
@@ -162,7 +164,9 @@ async fn health_and_metrics_reflect_a_run() {
                     )
                 })
                 .sum();
-            if recorded >= 3.0 {
+            // The queue poller has read the queues: the collector consumes the results queue.
+            let polled = body.contains("vadflow_queue_consumers{queue=\"results\"} 1\n");
+            if recorded >= 3.0 && polled {
                 return body;
             }
             tokio::task::yield_now().await;
@@ -191,6 +195,12 @@ async fn health_and_metrics_reflect_a_run() {
         "the failed file, by its reason"
     );
     assert_eq!(value(&metrics, "vadflow_result_lag_seconds_count"), 3.0);
+    assert_eq!(
+        value(&metrics, "vadflow_queue_messages{queue=\"jobs\"}"),
+        0.0,
+        "every job was taken"
+    );
+    assert!(value(&metrics, "vadflow_queue_read_timestamp_seconds") > 1.7e9);
     assert_eq!(terminate(collector).await, Some(0));
 
     // Every series the chart's dashboard and alerts use is served by one of the two.
