@@ -158,3 +158,46 @@ fn the_report_renders_what_the_run_found() {
     );
     let _ = std::fs::remove_dir_all(root);
 }
+
+/// A folder that is no `worker vad` output, or labels that are not a labels.json: a clear
+/// error naming them, and no page.
+#[test]
+fn bad_inputs_are_named() {
+    let root = std::env::temp_dir().join(format!("vadflow-report-bad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("empty")).expect("mkdir");
+    let page = root.join("page.html");
+    let o = Command::new(bin("worker"))
+        .args(["report", "--out"])
+        .arg(&page)
+        .arg(root.join("empty"))
+        .output()
+        .expect("worker report");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("empty") && err.contains("vadflow-manifest.json"),
+        "{err}"
+    );
+    assert!(!page.exists());
+
+    std::fs::write(
+        root.join("empty/vadflow-manifest.json"),
+        br#"{"version":1,"files":{"a.wav":{"status":"failed","reason":"invalid-audio"}}}"#,
+    )
+    .expect("write");
+    std::fs::write(root.join("labels.json"), b"[not labels]").expect("write");
+    let o = Command::new(bin("worker"))
+        .args(["report", "--labels"])
+        .arg(root.join("labels.json"))
+        .arg("--out")
+        .arg(&page)
+        .arg(root.join("empty"))
+        .output()
+        .expect("worker report");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("labels.json"), "{err}");
+    assert!(!page.exists());
+    let _ = std::fs::remove_dir_all(root);
+}
