@@ -8,6 +8,10 @@
 //! Silero is sure hold no speech (probability below `QUIET_P`), WebRTC has called fewer than
 //! `GATE` of its frames voiced so far. The weight is below the speech threshold (0.5), so WebRTC
 //! alone never starts speech; it keeps speech going and starts it sooner where Silero is unsure.
+//! In a quiet room a speaker's pauses also keep Silero's probability above `HOLD` where a
+//! pause between speakers or sentences does not, so there the band from `HOLD` to the speech
+//! threshold is stretched onto the band the segmenter's hysteresis holds speech in (from
+//! `NEG_THRESHOLD`): speech holds down to `HOLD`, and still starts only at the threshold.
 //! Measured in `bench/realaudio.sh` and `bench/eval.sh` (docs/quality.md).
 
 use super::silero::{self, Silero};
@@ -23,6 +27,11 @@ const QUIET_P: f32 = 0.1;
 const GATE: f32 = 0.3;
 /// ...once it has seen this many of them (about 1 s).
 const MIN_EVIDENCE: u32 = 31;
+/// In a quiet room, scores from `HOLD` up to `THRESHOLD` are mapped linearly onto
+/// `NEG_THRESHOLD..THRESHOLD`: Silero's default thresholds (0.5, and 0.15 below it).
+const HOLD: f32 = 0.2;
+const THRESHOLD: f32 = 0.5;
+const NEG_THRESHOLD: f32 = 0.35;
 
 #[allow(missing_debug_implementations)]
 pub struct Fused {
@@ -94,10 +103,14 @@ impl Fused {
         }
         let quiet = self.quiet_frames >= MIN_EVIDENCE
             && self.quiet_voiced < GATE * self.quiet_frames as f32;
-        if quiet {
-            (p + WEIGHT * share).min(1.0)
+        if !quiet {
+            return p;
+        }
+        let fused = (p + WEIGHT * share).min(1.0);
+        if (HOLD..THRESHOLD).contains(&fused) {
+            NEG_THRESHOLD + (fused - HOLD) * (THRESHOLD - NEG_THRESHOLD) / (THRESHOLD - HOLD)
         } else {
-            p
+            fused
         }
     }
 }
@@ -157,11 +170,19 @@ mod tests {
         assert!((f.fuse(0.2, 1.0) - 0.6).abs() < 1e-6);
         // WebRTC alone does not reach the speech threshold.
         assert!(f.fuse(0.0, 1.0) < 0.5);
+        // A quiet room holds speech down to HOLD: those scores reach the negative threshold,
+        // keep their order, and none reaches the speech threshold.
+        assert!(f.fuse(HOLD - 0.01, 0.0) < NEG_THRESHOLD);
+        assert!((f.fuse(HOLD, 0.0) - NEG_THRESHOLD).abs() < 1e-6);
+        let (a, b) = (f.fuse(0.3, 0.0), f.fuse(0.45, 0.0));
+        assert!(NEG_THRESHOLD < a && a < b && b < THRESHOLD, "{a} {b}");
+        assert_eq!(f.fuse(0.7, 0.0), 0.7);
         // A room where WebRTC fires on what Silero calls non-speech is not quiet.
         let mut noisy = Fused::new();
         for _ in 0..100 {
             noisy.fuse(0.01, 1.0);
         }
         assert_eq!(noisy.fuse(0.2, 1.0), 0.2);
+        assert_eq!(noisy.fuse(0.3, 0.0), 0.3, "no hold outside a quiet room");
     }
 }
