@@ -15,6 +15,7 @@
 //! block ([`Silero::score`] is the path for live input).
 
 mod math;
+mod simd;
 pub mod weights;
 
 use math::{Layout, gemm_acc, sigmoid, tanh};
@@ -142,8 +143,31 @@ impl Silero {
         }
     }
 
-    /// Runs up to [`BLOCK`] frames.
+    /// Runs up to [`BLOCK`] frames: with AVX2 and FMA where the CPU has them (checked once),
+    /// else with the baseline instructions the binary is built for. The matrix products and the
+    /// FFT choose their own instructions at run time.
+    // The one unsafe block of the worker: a call to code built for instructions the baseline
+    // target lacks, made only after the CPU was found to have them.
+    #[allow(unsafe_code)]
     fn forward(&mut self, samples: &[f32], probs: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if simd::has_avx2_fma() {
+            // SAFETY: the CPU has AVX2 and FMA (checked at run time just above).
+            return unsafe { self.forward_avx2_fma(samples, probs) };
+        }
+        self.forward_with::<false>(samples, probs);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn forward_avx2_fma(&mut self, samples: &[f32], probs: &mut [f32]) {
+        self.forward_with::<true>(samples, probs);
+    }
+
+    /// The forward pass; `FMA`: fused multiply-adds in the recurrence (only where the CPU has
+    /// them: without, `mul_add` is a slow library call).
+    #[inline(always)]
+    fn forward_with<const FMA: bool>(&mut self, samples: &[f32], probs: &mut [f32]) {
         let n = probs.len();
         assert!(
             n <= BLOCK && samples.len() == n * FRAME,
@@ -155,11 +179,12 @@ impl Silero {
         self.encoder(n);
         let (w, gates) = (self.w, &mut self.gates);
         for (g, p) in gates.chunks_exact_mut(4 * HIDDEN).zip(probs.iter_mut()) {
-            *p = lstm_step(w, g, &mut self.h, &mut self.c);
+            *p = lstm_step::<FMA>(w, g, &mut self.h, &mut self.c);
         }
     }
 
     /// Step 2 for frame `f` of the block; also moves the context on.
+    #[inline(always)]
     fn spectrogram(&mut self, f: usize, frame: &[f32]) {
         let p = &mut self.padded;
         p[..CONTEXT].copy_from_slice(&self.context);
@@ -186,6 +211,7 @@ impl Silero {
     }
 
     /// Step 3 for `n` frames, then the LSTM gates' input part.
+    #[inline(always)]
     fn encoder(&mut self, n: usize) {
         let w = self.w;
         let [c1, c2, c3, c4] = &w.conv;
@@ -254,6 +280,7 @@ impl Silero {
 }
 
 /// ReLU; also turns NaN (from a corrupt float file) into 0, so it never reaches the LSTM state.
+#[inline(always)]
 fn relu(x: &mut [f32]) {
     for v in x {
         *v = v.max(0.0);
@@ -261,6 +288,7 @@ fn relu(x: &mut [f32]) {
 }
 
 /// Fills consecutive vectors with the bias.
+#[inline(always)]
 fn fill_bias(x: &mut [f32], bias: &[f32]) {
     for chunk in x.chunks_exact_mut(bias.len()) {
         chunk.copy_from_slice(bias);
@@ -268,7 +296,13 @@ fn fill_bias(x: &mut [f32], bias: &[f32]) {
 }
 
 /// Steps 4 and 5 for one frame: `g` holds the gates' input part and is overwritten.
-fn lstm_step(w: &Weights, g: &mut [f32], h: &mut [f32; HIDDEN], c: &mut [f32; HIDDEN]) -> f32 {
+#[inline(always)]
+fn lstm_step<const FMA: bool>(
+    w: &Weights,
+    g: &mut [f32],
+    h: &mut [f32; HIDDEN],
+    c: &mut [f32; HIDDEN],
+) -> f32 {
     // g += R · h, one panel of rows at a time, its sums in registers.
     for (gp, panel) in g
         .chunks_exact_mut(PANEL)
@@ -278,7 +312,7 @@ fn lstm_step(w: &Weights, g: &mut [f32], h: &mut [f32; HIDDEN], c: &mut [f32; HI
         acc.copy_from_slice(gp);
         for (col, &hk) in panel.chunks_exact(PANEL).zip(h.iter()) {
             for (a, &r) in acc.iter_mut().zip(col) {
-                *a += r * hk;
+                *a = if FMA { r.mul_add(hk, *a) } else { *a + r * hk };
             }
         }
         gp.copy_from_slice(&acc);
