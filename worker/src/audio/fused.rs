@@ -8,7 +8,7 @@
 //! Silero is sure hold no speech (probability below `QUIET_P`), WebRTC has called fewer than
 //! `GATE` of its frames voiced so far. The weight is below the speech threshold (0.5), so WebRTC
 //! alone never starts speech; it keeps speech going and starts it sooner where Silero is unsure.
-//! In a quiet room a speaker's pauses also keep Silero's probability above `HOLD` where a
+//! In a quiet room a speaker's pauses also keep Silero's probability above `HOLD` (0.22) where a
 //! pause between speakers or sentences does not, so there the band from `HOLD` to the speech
 //! threshold is stretched onto the band the segmenter's hysteresis holds speech in (from
 //! `NEG_THRESHOLD`): speech holds down to `HOLD`, and still starts only at the threshold.
@@ -29,7 +29,7 @@ const GATE: f32 = 0.3;
 const MIN_EVIDENCE: u32 = 31;
 /// In a quiet room, scores from `HOLD` up to `THRESHOLD` are mapped linearly onto
 /// `NEG_THRESHOLD..THRESHOLD`: Silero's default thresholds (0.5, and 0.15 below it).
-const HOLD: f32 = 0.2;
+const HOLD: f32 = 0.22;
 const THRESHOLD: f32 = 0.5;
 const NEG_THRESHOLD: f32 = 0.35;
 
