@@ -14,6 +14,7 @@
 //! `NEG_THRESHOLD`): speech holds down to `HOLD`, and still starts only at the threshold.
 //! Measured in `bench/realaudio.sh` and `bench/eval.sh` (docs/quality.md).
 
+use super::segment::{SILERO_THRESHOLD, SegmentParams};
 use super::silero::{self, Silero};
 use super::vad::{Engine, EngineKind, VadParams, WebRtc};
 
@@ -28,10 +29,10 @@ const GATE: f32 = 0.3;
 /// ...once it has seen this many of them (about 1 s).
 const MIN_EVIDENCE: u32 = 31;
 /// In a quiet room, scores from `HOLD` up to `THRESHOLD` are mapped linearly onto
-/// `NEG_THRESHOLD..THRESHOLD`: Silero's default thresholds (0.5, and 0.15 below it).
+/// `NEG_THRESHOLD..THRESHOLD`: Silero's default thresholds, which the segmenter uses.
 const HOLD: f32 = 0.22;
-const THRESHOLD: f32 = 0.5;
-const NEG_THRESHOLD: f32 = 0.35;
+const THRESHOLD: f32 = SILERO_THRESHOLD;
+const NEG_THRESHOLD: f32 = SegmentParams::silero_neg_threshold(SILERO_THRESHOLD);
 
 #[allow(missing_debug_implementations)]
 pub struct Fused {

@@ -93,6 +93,9 @@ impl Default for SegmentParams {
 /// Longest `max_segment` accepted: it bounds the audio a job keeps in memory.
 pub const MAX_SEGMENT_LIMIT: Duration = Duration::from_secs(120);
 
+/// Silero's speech threshold (its authors' default).
+pub const SILERO_THRESHOLD: f32 = 0.5;
+
 impl SegmentParams {
     /// The engine's default settings. WebRTC's were chosen by measurement on a labelled corpus
     /// (`vadflow-eval sweep`); Silero's are its authors' (`get_speech_timestamps`): threshold
@@ -102,8 +105,8 @@ impl SegmentParams {
         match engine {
             super::vad::EngineKind::Webrtc => SegmentParams::default(),
             super::vad::EngineKind::Silero => SegmentParams {
-                threshold: 0.5,
-                neg_threshold: SegmentParams::silero_neg_threshold(0.5),
+                threshold: SILERO_THRESHOLD,
+                neg_threshold: SegmentParams::silero_neg_threshold(SILERO_THRESHOLD),
                 smoothing: Duration::ZERO,
                 trigger: 0.5,
                 pad_start: Duration::from_millis(30),
@@ -125,7 +128,7 @@ impl SegmentParams {
     }
 
     /// Silero's rule for the negative threshold: 0.15 below the threshold, at least 0.01.
-    pub fn silero_neg_threshold(threshold: f32) -> f32 {
+    pub const fn silero_neg_threshold(threshold: f32) -> f32 {
         (threshold - 0.15).max(0.01)
     }
 
