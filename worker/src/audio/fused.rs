@@ -60,7 +60,7 @@ impl Fused {
             frame_ms: 10,
         };
         Fused {
-            silero: Silero::new(),
+            silero: Silero::quantised(),
             webrtc: WebRtc::new(&webrtc),
             carry: Vec::with_capacity(2 * SUB),
             quiet_frames: 0,

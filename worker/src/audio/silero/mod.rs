@@ -14,14 +14,18 @@
 //! so memory is flat in the audio's length, and one frame at a time gives the same result as a
 //! block ([`Silero::score`] is the path for live input).
 
+mod int8;
+mod lstm;
 mod math;
 mod simd;
 pub mod weights;
 
-use math::{Layout, gemm_acc, sigmoid, tanh};
+use int8::{QCols, QMatrix, QVec};
+use lstm::lstm_step;
+use math::{Layout, gemm_acc};
 use realfft::RealToComplex;
 use realfft::num_complex::Complex;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use weights::{WEIGHTS, Weights};
 
 /// The model's sample rate.
@@ -72,6 +76,63 @@ pub struct Silero {
     y4: Vec<f32>,
     /// `[frame][4 × 128]`: the LSTM gates' input part.
     gates: Vec<f32>,
+    /// The matrix products in 8 bits ([`Silero::quantised`]), with the buffers of quantised
+    /// inputs.
+    quant: Option<Quant>,
+}
+
+/// The 8-bit weights and the buffers of quantised inputs.
+#[derive(Debug)]
+pub(super) struct Quant {
+    w: &'static QWeights,
+    cols: QCols,
+    h: QVec,
+}
+
+/// The encoder's five weight matrices (the four convolutions and the LSTM's input weights) and
+/// the LSTM's recurrent weights, quantised to 8 bits on first use.
+#[derive(Debug)]
+struct QWeights {
+    layers: [QMatrix; 5],
+    recurrent: QMatrix,
+}
+
+static QWEIGHTS: LazyLock<QWeights> = LazyLock::new(|| {
+    let w = &*WEIGHTS;
+    let conv = |c: &weights::Conv| QMatrix::new(&c.w, c.out, c.k);
+    QWeights {
+        layers: [
+            conv(&w.conv[0]),
+            conv(&w.conv[1]),
+            conv(&w.conv[2]),
+            conv(&w.conv[3]),
+            QMatrix::new(&w.lstm_w, 4 * HIDDEN, 128),
+        ],
+        recurrent: QMatrix::new(&w.lstm_r, 4 * HIDDEN, HIDDEN),
+    }
+});
+
+/// `c += layer · b`: in `f32`, or in 8 bits when `quant` is given. Layers 0–3 are the
+/// convolutions, 4 the LSTM's input weights.
+#[inline(always)]
+fn product(
+    w: &Weights,
+    quant: Option<&mut Quant>,
+    layer: usize,
+    b: &[f32],
+    lb: Layout,
+    c: &mut [f32],
+    lc: Layout,
+) {
+    if let Some(q) = quant {
+        q.cols.quantise(b, lb);
+        return int8::gemm_acc(&q.w.layers[layer], &q.cols, c, lc);
+    }
+    let (a, la) = match w.conv.get(layer) {
+        Some(conv) => (&conv.w, Layout::rows(conv.out, conv.k)),
+        None => (&w.lstm_w, Layout::rows(4 * HIDDEN, 128)),
+    };
+    gemm_acc(a, la, b, lb, c, lc);
 }
 
 impl std::fmt::Debug for Silero {
@@ -114,6 +175,23 @@ impl Silero {
             y3: vec![0.0; BLOCK * 64],
             y4: vec![0.0; BLOCK * 128],
             gates: vec![0.0; BLOCK * 4 * HIDDEN],
+            quant: None,
+        }
+    }
+
+    /// A fresh stream that, where the CPU has AVX-512 VNNI ([`int8::fast`]), computes its
+    /// matrix products (the encoder's and the LSTM's recurrent one) in 8 bits, weights per row
+    /// and inputs per frame ([`int8`]): about twice as fast, and no longer bit-for-bit the
+    /// reference model, so only the `auto` engine uses it (its figures were measured both
+    /// ways, docs/quality.md); elsewhere, and for the `silero` engine, `f32`.
+    pub fn quantised() -> Silero {
+        Silero {
+            quant: int8::fast().then(|| Quant {
+                w: &QWEIGHTS,
+                cols: QCols::default(),
+                h: QVec::default(),
+            }),
+            ..Silero::new()
         }
     }
 
@@ -179,7 +257,7 @@ impl Silero {
         self.encoder(n);
         let (w, gates) = (self.w, &mut self.gates);
         for (g, p) in gates.chunks_exact_mut(4 * HIDDEN).zip(probs.iter_mut()) {
-            *p = lstm_step::<FMA>(w, g, &mut self.h, &mut self.c);
+            *p = lstm_step::<FMA>(w, self.quant.as_mut(), g, &mut self.h, &mut self.c);
         }
     }
 
@@ -223,9 +301,10 @@ impl Silero {
             }
         }
         for t in 0..STEPS {
-            gemm_acc(
-                &c1.w,
-                Layout::rows(c1.out, c1.k),
+            product(
+                w,
+                self.quant.as_mut(),
+                0,
                 &self.spec[t * CONV1_IN..],
                 Layout::cols(c1.k, n, SPEC_SLOTS * CONV1_IN),
                 &mut self.y1[(t + 1) * 128..],
@@ -236,9 +315,10 @@ impl Silero {
         // conv 2, stride 2: output step t reads slots 2t..2t+3.
         fill_bias(&mut self.y2[..n * 128], &c2.b);
         for t in 0..2 {
-            gemm_acc(
-                &c2.w,
-                Layout::rows(c2.out, c2.k),
+            product(
+                w,
+                self.quant.as_mut(),
+                1,
                 &self.y1[2 * t * 128..],
                 Layout::cols(c2.k, n, Y1_SLOTS * 128),
                 &mut self.y2[t * 64..],
@@ -248,9 +328,10 @@ impl Silero {
         relu(&mut self.y2[..n * 128]);
         // conv 3 (taps 1 and 2: both steps of conv 2) and conv 4 (its centre tap).
         fill_bias(&mut self.y3[..n * 64], &c3.b);
-        gemm_acc(
-            &c3.w,
-            Layout::rows(c3.out, c3.k),
+        product(
+            w,
+            self.quant.as_mut(),
+            2,
             &self.y2,
             Layout::cols(c3.k, n, c3.k),
             &mut self.y3,
@@ -258,9 +339,10 @@ impl Silero {
         );
         relu(&mut self.y3[..n * 64]);
         fill_bias(&mut self.y4[..n * 128], &c4.b);
-        gemm_acc(
-            &c4.w,
-            Layout::rows(c4.out, c4.k),
+        product(
+            w,
+            self.quant.as_mut(),
+            3,
             &self.y3,
             Layout::cols(c4.k, n, c4.k),
             &mut self.y4,
@@ -268,9 +350,10 @@ impl Silero {
         );
         relu(&mut self.y4[..n * 128]);
         fill_bias(&mut self.gates[..n * 4 * HIDDEN], &w.lstm_b);
-        gemm_acc(
-            &w.lstm_w,
-            Layout::rows(4 * HIDDEN, 128),
+        product(
+            w,
+            self.quant.as_mut(),
+            4,
             &self.y4,
             Layout::cols(128, n, 128),
             &mut self.gates,
@@ -293,56 +376,6 @@ fn fill_bias(x: &mut [f32], bias: &[f32]) {
     for chunk in x.chunks_exact_mut(bias.len()) {
         chunk.copy_from_slice(bias);
     }
-}
-
-/// Steps 4 and 5 for one frame: `g` holds the gates' input part and is overwritten.
-#[inline(always)]
-fn lstm_step<const FMA: bool>(
-    w: &Weights,
-    g: &mut [f32],
-    h: &mut [f32; HIDDEN],
-    c: &mut [f32; HIDDEN],
-) -> f32 {
-    // g += R · h, one panel of rows at a time, its sums in registers.
-    for (gp, panel) in g
-        .chunks_exact_mut(PANEL)
-        .zip(w.lstm_r_panels.chunks_exact(PANEL * HIDDEN))
-    {
-        let mut acc = [0.0f32; PANEL];
-        acc.copy_from_slice(gp);
-        for (col, &hk) in panel.chunks_exact(PANEL).zip(h.iter()) {
-            for (a, &r) in acc.iter_mut().zip(col) {
-                *a = if FMA { r.mul_add(hk, *a) } else { *a + r * hk };
-            }
-        }
-        gp.copy_from_slice(&acc);
-    }
-    // The gates, each a vectorisable loop over the units.
-    let (gi, rest) = g.split_at_mut(HIDDEN);
-    let (gf, rest) = rest.split_at_mut(HIDDEN);
-    let (gg, go) = rest.split_at_mut(HIDDEN);
-    for gate in [&mut *gi, &mut *gf, &mut *go] {
-        for x in gate.iter_mut() {
-            *x = sigmoid(*x);
-        }
-    }
-    for x in gg.iter_mut() {
-        *x = tanh(*x);
-    }
-    for j in 0..HIDDEN {
-        c[j] = gf[j] * c[j] + gi[j] * gg[j];
-    }
-    for j in 0..HIDDEN {
-        h[j] = go[j] * tanh(c[j]);
-    }
-    // The output: sigmoid(w · relu(h) + b), summed in independent lanes.
-    let mut lanes = [0.0f32; 8];
-    for (wc, hc) in w.out_w.chunks_exact(8).zip(h.chunks_exact(8)) {
-        for i in 0..8 {
-            lanes[i] += wc[i] * hc[i].max(0.0);
-        }
-    }
-    sigmoid(w.out_b + lanes.iter().sum::<f32>())
 }
 
 #[cfg(test)]

@@ -52,6 +52,8 @@ pub struct Weights {
     /// `R[p * PANEL + i][k]` together, so that `R · h` streams through memory once with the
     /// panel's sums in registers.
     pub lstm_r_panels: Vec<f32>,
+    /// The same, row-major (`[4 * HIDDEN, HIDDEN]`), for its 8-bit form.
+    pub lstm_r: Vec<f32>,
     /// Input and recurrent biases summed, gates reordered to i, f, g, o.
     pub lstm_b: Vec<f32>,
     pub out_w: Vec<f32>,
@@ -136,6 +138,7 @@ impl Weights {
             ],
             lstm_w,
             lstm_r_panels,
+            lstm_r: r,
             lstm_b: reorder_rows(&summed, 1),
             out_w: tensors[11].to_vec(),
             out_b: tensors[12][0],
