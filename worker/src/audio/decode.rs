@@ -12,6 +12,7 @@ use super::alac::Alac;
 use super::guard::Front;
 use super::mp3::Mp3;
 use super::opus::{OpusState, decode_opus, open_opus};
+use super::pcm::Pcm16;
 use super::{Limits, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 use symphonia::core::audio::{Audio, AudioBuffer, GenericAudioBufferRef, sample::Sample};
 use symphonia::core::codecs::CodecParameters;
@@ -93,6 +94,7 @@ enum Codec {
     Alac(Box<Alac>),
     Mp3(Box<Mp3>),
     Opus(OpusState),
+    Pcm16(Pcm16),
 }
 
 pub(super) fn invalid(msg: impl Into<String>) -> Failure {
@@ -229,11 +231,16 @@ impl Native {
                     )
                 })?;
             let name = registered.codec.info.short_name;
-            let dec = (registered.factory)(&params, &AudioDecoderOptions::default())
-                .map_err(from_symphonia)?;
             let channels =
                 channels.ok_or_else(|| invalid("the stream does not declare its channels"))?;
-            (Codec::Symphonia(dec), rate, channels, name)
+            let codec = match Pcm16::for_params(&params, channels) {
+                Some(pcm) => Codec::Pcm16(pcm),
+                None => Codec::Symphonia(
+                    (registered.factory)(&params, &AudioDecoderOptions::default())
+                        .map_err(from_symphonia)?,
+                ),
+            };
+            (codec, rate, channels, name)
         };
         if channels == 0 {
             return Err(invalid("the stream declares zero channels"));
@@ -257,8 +264,10 @@ impl Native {
             trim: Trim::default(),
             out_channels: keep(channels),
         };
-        if let (Some(edit), Codec::Symphonia(_) | Codec::Alac(_) | Codec::Mp3(_)) =
-            (front.edit, &decoder.codec)
+        if let (
+            Some(edit),
+            Codec::Symphonia(_) | Codec::Pcm16(_) | Codec::Alac(_) | Codec::Mp3(_),
+        ) = (front.edit, &decoder.codec)
         {
             decoder.trim = Trim {
                 skip: edit.skip_frames(sample_rate),
@@ -272,7 +281,7 @@ impl Native {
         if let Some(n) = declared_frames.filter(|_| {
             matches!(
                 decoder.codec,
-                Codec::Symphonia(_) | Codec::Alac(_) | Codec::Mp3(_)
+                Codec::Symphonia(_) | Codec::Pcm16(_) | Codec::Alac(_) | Codec::Mp3(_)
             )
         }) {
             let bytes = params
@@ -342,6 +351,10 @@ impl Native {
                     guarded("MP3", || dec.decode(&packet, self.out_channels > 1, out))
                 }
                 Codec::Opus(state) => decode_opus(state, &packet, self.sample_rate, out),
+                Codec::Pcm16(pcm) => {
+                    pcm.decode(&packet.data, self.out_channels > 1, out);
+                    Ok(())
+                }
             };
             if let Err(why) = decoded {
                 vadflow_common::telemetry::decoder_warning(|| why.clone());

@@ -18,6 +18,7 @@ pub mod levels;
 mod mp3;
 mod opus;
 pub mod params;
+mod pcm;
 pub mod pipeline;
 pub mod render;
 pub mod resample;
