@@ -171,6 +171,11 @@ check(bad.returncode != 0, "values.schema.json refuses an unknown engine")
 engines = {e: find(render("--set", f"worker.engine={e}") if e != "default" else render(), "ConfigMap", "t-vadflow")[0]
            ["data"].get("VADFLOW_ENGINE") for e in ("default", "silero")}
 check(engines == {"default": "webrtc", "silero": "silero"}, f"VADFLOW_ENGINE from worker.engine: {engines}")
+precisions = {p: find(render("--set", f"worker.autoPrecision={p}") if p != "default" else render(), "ConfigMap",
+                      "t-vadflow")[0]["data"]["VADFLOW_AUTO_PRECISION"] for p in ("default", "f32")}
+check(precisions == {"default": "int8", "f32": "f32"}, f"VADFLOW_AUTO_PRECISION from worker.autoPrecision: {precisions}")
+bad = subprocess.run([HELM, "template", "t", CHART, "--set", "worker.autoPrecision=f16"], capture_output=True, text=True)
+check(bad.returncode != 0, "values.schema.json refuses an unknown precision")
 decoders = {d: find(render("--set", f"worker.decoder={d}") if d != "default" else render(), "ConfigMap", "t-vadflow")[0]
             ["data"]["VADFLOW_DECODER"] for d in ("default", "native", "ffmpeg")}
 check(decoders == {"default": "auto", "native": "native", "ffmpeg": "ffmpeg"},

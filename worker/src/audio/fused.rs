@@ -16,7 +16,7 @@
 
 use super::segment::{SILERO_THRESHOLD, SegmentParams};
 use super::silero::{self, Silero};
-use super::vad::{Engine, EngineKind, VadParams, WebRtc};
+use super::vad::{Engine, EngineKind, Precision, VadParams, WebRtc};
 
 /// WebRTC's frame: 10 ms at 16 kHz.
 const SUB: usize = 160;
@@ -47,20 +47,24 @@ pub struct Fused {
 
 impl Default for Fused {
     fn default() -> Self {
-        Fused::new()
+        Fused::new(Precision::default())
     }
 }
 
 impl Fused {
-    pub fn new() -> Fused {
+    pub fn new(precision: Precision) -> Fused {
         let webrtc = VadParams {
             engine: EngineKind::Webrtc,
             sample_rate: silero::RATE,
             mode: Some(3),
             frame_ms: 10,
+            precision,
         };
         Fused {
-            silero: Silero::quantised(),
+            silero: match precision {
+                Precision::Int8 => Silero::quantised(),
+                Precision::F32 => Silero::new(),
+            },
             webrtc: WebRtc::new(&webrtc),
             carry: Vec::with_capacity(2 * SUB),
             quiet_frames: 0,
@@ -146,7 +150,7 @@ mod tests {
 
     #[test]
     fn webrtc_frames_are_counted_once_across_silero_frames() {
-        let mut f = Fused::new();
+        let mut f = Fused::default();
         let silence = vec![0.0f32; silero::FRAME];
         // 512 samples hold 3 whole 10 ms frames and 32 samples over; the fifth Silero frame has
         // 4 (the carried samples complete one).
@@ -162,7 +166,7 @@ mod tests {
 
     #[test]
     fn webrtc_adds_to_silero_only_once_the_room_is_known_quiet() {
-        let mut f = Fused::new();
+        let mut f = Fused::default();
         // Before a second of evidence, nothing is added.
         assert_eq!(f.fuse(0.2, 1.0), 0.2);
         for _ in 0..MIN_EVIDENCE {
@@ -179,11 +183,65 @@ mod tests {
         assert!(NEG_THRESHOLD < a && a < b && b < THRESHOLD, "{a} {b}");
         assert_eq!(f.fuse(0.7, 0.0), 0.7);
         // A room where WebRTC fires on what Silero calls non-speech is not quiet.
-        let mut noisy = Fused::new();
+        let mut noisy = Fused::default();
         for _ in 0..100 {
             noisy.fuse(0.01, 1.0);
         }
         assert_eq!(noisy.fuse(0.2, 1.0), 0.2);
         assert_eq!(noisy.fuse(0.3, 0.0), 0.3, "no hold outside a quiet room");
+    }
+
+    #[test]
+    fn precision_chooses_the_arithmetic_of_silero() {
+        // A vowel-like tone switched on and off, in a little noise: probabilities up to about 0.5.
+        let mut rng = fastrand::Rng::with_seed(3);
+        let audio: Vec<f32> = (0..silero::FRAME * 200)
+            .map(|i| {
+                let t = i as f32 / silero::RATE as f32;
+                let on = if (t * 1.5) % 1.0 < 0.6 { 1.0 } else { 0.0 };
+                let voice: f32 = (1..8)
+                    .map(|h| (2.0 * std::f32::consts::PI * 140.0 * h as f32 * t).sin() / h as f32)
+                    .sum();
+                on * 0.2 * voice + 0.01 * (rng.f32() - 0.5)
+            })
+            .collect();
+        let mut reference = Vec::new();
+        Silero::new().score_frames(&audio, &mut reference);
+        let probs = |precision| {
+            let mut f = Fused::new(precision);
+            let mut p = Vec::new();
+            f.silero.score_frames(&audio, &mut p);
+            p
+        };
+        assert_eq!(
+            probs(Precision::F32),
+            reference,
+            "f32 is the silero engine's arithmetic"
+        );
+        let int8 = probs(Precision::Int8);
+        let worst = int8
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        let mean = int8
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f32>()
+            / int8.len() as f32;
+        eprintln!("8 bits against f32: largest difference {worst}, mean {mean}");
+        assert!(
+            worst < 0.25 && mean < 0.02,
+            "8 bits stay close to f32: {worst}, {mean}"
+        );
+        assert_eq!(
+            worst > 0.0,
+            Silero::quantised_here(),
+            "8 bits are used where the CPU has VNNI"
+        );
+        let top = reference.iter().fold(0.0f32, |m, &p| m.max(p));
+        eprintln!("highest probability {top}");
+        assert!(top > 0.2, "the signal moves the probability: {top}");
     }
 }

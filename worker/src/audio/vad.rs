@@ -32,6 +32,25 @@ impl EngineKind {
     }
 }
 
+/// The arithmetic of the auto engine's Silero products.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 8-bit products where the CPU has AVX-512 VNNI (about 1.8x faster), `f32` elsewhere.
+    #[default]
+    Int8,
+    /// `f32` on every CPU: the same results everywhere.
+    F32,
+}
+
+impl Precision {
+    fn is_default(&self) -> bool {
+        *self == Precision::default()
+    }
+}
+
 /// Engine settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct VadParams {
@@ -43,6 +62,9 @@ pub struct VadParams {
     pub mode: Option<u8>,
     /// Frame length in milliseconds: 10, 20 or 30 (WebRTC); 32 (Silero).
     pub frame_ms: u32,
+    /// The auto engine's arithmetic (the other engines have one each).
+    #[serde(default, skip_serializing_if = "Precision::is_default")]
+    pub precision: Precision,
 }
 
 impl Default for VadParams {
@@ -60,12 +82,14 @@ impl VadParams {
                 sample_rate: 16_000,
                 mode: Some(3),
                 frame_ms: 30,
+                precision: Precision::default(),
             },
             EngineKind::Silero | EngineKind::Auto => VadParams {
                 engine,
                 sample_rate: silero::RATE,
                 mode: None,
                 frame_ms: 32,
+                precision: Precision::default(),
             },
         }
     }
@@ -131,7 +155,7 @@ impl VadParams {
         Ok(match self.engine {
             EngineKind::Webrtc => Box::new(WebRtc::new(self)),
             EngineKind::Silero => Box::new(silero::Silero::new()),
-            EngineKind::Auto => Box::new(super::fused::Fused::new()),
+            EngineKind::Auto => Box::new(super::fused::Fused::new(self.precision)),
         })
     }
 }

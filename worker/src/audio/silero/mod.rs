@@ -179,6 +179,11 @@ impl Silero {
         }
     }
 
+    /// Whether [`Silero::quantised`] computes in 8 bits on this CPU.
+    pub fn quantised_here() -> bool {
+        int8::fast()
+    }
+
     /// A fresh stream that, where the CPU has AVX-512 VNNI ([`int8::fast`]), computes its
     /// matrix products (the encoder's and the LSTM's recurrent one) in 8 bits, weights per row
     /// and inputs per frame ([`int8`]): about twice as fast, and no longer bit-for-bit the
