@@ -1,18 +1,23 @@
 //! The 8-bit kernels for AVX-512 VNNI (Ice Lake, Zen 4 and later): `vpdpbusd` multiplies 4
 //! unsigned by 4 signed bytes and adds the sums to a 32-bit lane, 16 lanes at a time.
+
+use super::super::simd::has_avx512_vnni;
 use super::{Layout, MR, NR, QCols, QMatrix, QUAD, QVec};
 use std::arch::x86_64::*;
 
-// The kernels are built for AVX-512 VNNI, which the baseline target lacks.
+// The kernels are built for AVX-512 VNNI, which the baseline target lacks: each entry checks
+// the CPU (a cached flag) before it calls them.
 #[allow(unsafe_code)]
 pub fn matvec_acc(a: &QMatrix, x: &QVec, y: &mut [f32]) {
-    // SAFETY: called only when `has_avx512_vnni` found the instructions on this CPU.
+    assert!(has_avx512_vnni(), "the VNNI kernels need AVX-512 VNNI");
+    // SAFETY: the CPU has AVX-512 F and VNNI (checked just above).
     unsafe { matvec(a, x, y) }
 }
 
 #[allow(unsafe_code)]
 pub fn gemm_acc(a: &QMatrix, b: &QCols, c: &mut [f32], lc: Layout) {
-    // SAFETY: called only when `has_avx512_vnni` found the instructions on this CPU.
+    assert!(has_avx512_vnni(), "the VNNI kernels need AVX-512 VNNI");
+    // SAFETY: the CPU has AVX-512 F and VNNI (checked just above).
     unsafe { kernel(a, b, c, lc) }
 }
 
