@@ -371,6 +371,19 @@ mod tests {
         assert!(err.to_string().contains("webrtc"), "{err}");
         let err = local(&["--engine", "auto", "--frame-ms", "30"]).expect_err("refused");
         assert!(err.to_string().contains("auto engine"), "{err}");
+        let (p, _) = local(&["--engine", "auto", "--auto-precision", "f32"]).expect("valid");
+        assert_eq!(p.vad.precision, Precision::F32);
+        let argv = [
+            "worker",
+            "vad",
+            "x",
+            "--out",
+            "o",
+            "--auto-precision",
+            "f16",
+        ];
+        let err = parse(argv.iter()).expect_err("an unknown precision is refused");
+        assert!(err.to_string().contains("--auto-precision"), "{err}");
     }
 
     #[test]
