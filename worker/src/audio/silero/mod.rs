@@ -229,8 +229,8 @@ impl Silero {
     /// Runs up to [`BLOCK`] frames: with AVX2 and FMA where the CPU has them (checked once),
     /// else with the baseline instructions the binary is built for. The matrix products and the
     /// FFT choose their own instructions at run time.
-    // The one unsafe block of the worker: a call to code built for instructions the baseline
-    // target lacks, made only after the CPU was found to have them.
+    // Unsafe, as are the entries of the 8-bit kernels (`int8::vnni`), only to call code built
+    // for instructions the baseline target lacks, after the CPU was found to have them.
     #[allow(unsafe_code)]
     fn forward(&mut self, samples: &[f32], probs: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
