@@ -17,6 +17,7 @@ pub mod isomp4;
 pub mod levels;
 mod mp3;
 mod opus;
+mod packet;
 pub mod params;
 mod pcm;
 pub mod pipeline;

@@ -107,7 +107,7 @@ impl Mp3 {
         if interleave || ch == 1 {
             out.extend_from_slice(kept);
         } else {
-            super::decode::downmix_into(kept, ch, out);
+            super::packet::downmix_into(kept, ch, out);
         }
         Ok(())
     }
