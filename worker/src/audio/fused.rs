@@ -218,18 +218,13 @@ mod tests {
             reference,
             "f32 is the silero engine's arithmetic"
         );
-        let int8 = probs(Precision::Int8);
-        let worst = int8
+        let diffs: Vec<f32> = probs(Precision::Int8)
             .iter()
             .zip(&reference)
             .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        let mean = int8
-            .iter()
-            .zip(&reference)
-            .map(|(a, b)| (a - b).abs())
-            .sum::<f32>()
-            / int8.len() as f32;
+            .collect();
+        let worst = diffs.iter().fold(0.0f32, |m, &d| m.max(d));
+        let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
         eprintln!("8 bits against f32: largest difference {worst}, mean {mean}");
         assert!(
             worst < 0.25 && mean < 0.02,

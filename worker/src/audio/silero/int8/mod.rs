@@ -42,27 +42,20 @@ impl QMatrix {
         let quads = cols.div_ceil(QUAD);
         let mut scale = Vec::with_capacity(rows);
         let mut packed = vec![0i8; rows * quads * QUAD];
+        let mut sums = Vec::with_capacity(rows);
         for (r, row) in w.chunks_exact(cols).enumerate() {
             let max = row.iter().fold(0.0f32, |m, x| m.max(x.abs()));
             let s = if max > 0.0 { max / 127.0 } else { 0.0 };
             scale.push(s);
             let (panel, lane) = (r / MR, r % MR);
+            let mut sum = 0i32;
             for (k, &x) in row.iter().enumerate() {
                 let at = ((panel * quads + k / QUAD) * MR + lane) * QUAD + k % QUAD;
                 packed[at] = if s > 0.0 { (x / s).round() as i8 } else { 0 };
+                sum += i32::from(packed[at]);
             }
+            sums.push(sum);
         }
-        let sums = (0..rows)
-            .map(|r| {
-                let (panel, lane) = (r / MR, r % MR);
-                (0..quads * QUAD)
-                    .map(|k| {
-                        let at = ((panel * quads + k / QUAD) * MR + lane) * QUAD + k % QUAD;
-                        i32::from(packed[at])
-                    })
-                    .sum()
-            })
-            .collect();
         QMatrix {
             rows,
             quads,
